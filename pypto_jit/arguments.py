@@ -1,0 +1,137 @@
+"""Launch arguments: classify, key, specialize and pack them.
+
+``arg_key`` is on the launch fast path: it returns a small hashable key for
+one argument and appends the argument's ABI slots to ``iargs``/``fargs`` in
+the same pass, so a cache hit touches each argument once.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .frontend import ArgSpec
+from .ir import types as irt
+
+_NUMPY_TYPES = {
+    np.dtype(n): irt.SCALARS[t]
+    for n, t in [("bool", "i1"), ("int8", "i8"), ("int16", "i16"), ("int32", "i32"),
+                 ("int64", "i64"), ("uint8", "u8"), ("uint16", "u16"), ("uint32", "u32"),
+                 ("uint64", "u64"), ("float16", "f16"), ("float32", "f32"), ("float64", "f64")]
+}
+_torch_types: dict | None = None
+
+
+def torch_types() -> dict:
+    global _torch_types
+    if _torch_types is None:
+        import torch
+
+        _torch_types = {
+            torch.bool: irt.i1, torch.int8: irt.i8, torch.int16: irt.i16, torch.int32: irt.i32,
+            torch.int64: irt.i64, torch.uint8: irt.u8, torch.uint16: irt.u16,
+            torch.uint32: irt.u32, torch.uint64: irt.u64, torch.float16: irt.f16,
+            torch.bfloat16: irt.bf16, torch.float32: irt.f32, torch.float64: irt.f64,
+        }  # fmt: skip
+    return _torch_types
+
+
+def is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
+    """Hashable specialization key of one (non-constexpr) argument; appends its slots."""
+    t = type(a)
+    if t is int:
+        iargs.append(a)
+        if -(2**31) <= a < 2**31:
+            return ("i32", a == 1, a % 16 == 0)
+        return ("i64" if -(2**63) <= a < 2**63 else _big_int(name, a), False, a % 16 == 0)
+    if t is float:
+        fargs.append(a)
+        return "f32"
+    if t is bool:
+        iargs.append(int(a))
+        return "i1"
+    if is_torch(a):
+        if not a.is_cpu:
+            raise ValueError(f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
+                             "the CPU: move it with .cpu()")
+        ptr, shape, strides = a.data_ptr(), tuple(a.shape), a.stride()
+        iargs.append(ptr)
+        iargs.extend(shape)
+        iargs.extend(strides)
+        return (a.dtype, shape, strides, ptr & 15 == 0)
+    if isinstance(a, np.ndarray):
+        ptr = a.ctypes.data
+        strides = _np_strides(name, a)
+        iargs.append(ptr)
+        iargs.extend(a.shape)
+        iargs.extend(strides)
+        return (a.dtype, a.shape, strides, ptr & 15 == 0)
+    if isinstance(a, (np.integer, np.floating, np.bool_)):
+        return arg_key(name, a.item(), iargs, fargs)
+    raise TypeError(
+        f"argument '{name}' has type {type(a).__name__}; expected a torch tensor, a numpy "
+        "array, an int, a float, a bool or None (mark compile-time parameters pl.constexpr)"
+    )
+
+
+def _big_int(name: str, a: int) -> str:
+    if 0 <= a < 2**64:
+        return "u64"
+    raise ValueError(f"argument '{name}' = {a} does not fit in 64 bits")
+
+
+def _np_strides(name: str, a: np.ndarray) -> tuple[int, ...]:
+    size = a.itemsize
+    if any(s % size for s in a.strides):
+        raise ValueError(f"argument '{name}' has strides {a.strides} that are not a multiple "
+                         f"of its item size {size}")
+    return tuple(s // size for s in a.strides)
+
+
+def tensor_dtype(name: str, a: Any) -> irt.ScalarType:
+    table = torch_types() if is_torch(a) else _NUMPY_TYPES
+    dt = table.get(a.dtype)
+    if dt is None:
+        raise TypeError(f"argument '{name}' has unsupported dtype {a.dtype}")
+    return dt
+
+
+def arg_spec(name: str, a: Any, key: Any, specialize: bool) -> ArgSpec:
+    """The compiler's view of one argument, from its launch key (computed on cache misses)."""
+    if isinstance(key, tuple) and len(key) == 4:  # a tensor
+        dtype = tensor_dtype(name, a)
+        facts = (("aligned16", True),) if key[3] else ()
+        if not specialize:
+            rank = len(key[1])
+            return ArgSpec("tensor", dtype, (None,) * rank, (None,) * rank, facts)
+        return ArgSpec("tensor", dtype, tuple(key[1]), tuple(key[2]), facts)
+    if key == "f32":
+        return ArgSpec("scalar", irt.f32)
+    if key == "i1":
+        return ArgSpec("scalar", irt.i1)
+    kind, is_one, div16 = key
+    facts = []
+    if specialize and is_one:
+        facts.append(("equal1", True))
+    if specialize and div16:
+        facts.append(("div16", True))
+    return ArgSpec("scalar", irt.SCALARS[kind], facts=tuple(facts))
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A numpy view sharing memory with ``a`` (bf16 tensors as their raw uint16 bits)."""
+    if isinstance(a, np.ndarray):
+        return a
+    import torch
+
+    t = a.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16)
+    return t.numpy()

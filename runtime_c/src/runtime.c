@@ -1,0 +1,503 @@
+/* runtime.c -- the pypto runtime shim: a persistent thread pool and pypto_launch.
+ *
+ * Shape of a launch (see pypto_runtime.h for the contract):
+ *   - the grid's linear program range [0, total) is split into nthreads contiguous, balanced
+ *     chunks (static scheduling: kernels are uniform, and static chunks need no shared
+ *     counter on the hot path);
+ *   - the calling thread runs chunk 0 itself unless the programs need more stack than it may
+ *     have; pool workers run the rest;
+ *   - workers wait on a per-worker generation word: they spin briefly (Python launches come
+ *     back to back, a microsecond apart; after a few us the spin yields the core), then park
+ *     on a futex, so an idle pool costs no CPU;
+ *   - a failing program lowers a shared "lowest failing index"; every thread stops before
+ *     programs above it, so the error reported is always the failure with the lowest linear
+ *     index, whatever the thread count (every program below it was run).
+ */
+#define _GNU_SOURCE
+#define PYPTO_RUNTIME_BUILDING_SHIM
+#include "pypto_runtime.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sched.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+#define MIB ((int64_t)1 << 20)
+#define INLINE_STACK_LIMIT (4 * MIB) /* programs up to this run on the caller's stack */
+#define MAX_STACK (60 * MIB)         /* leaves 4 MiB of a worker stack for the call chain */
+#define WORKER_STACK ((size_t)64 << 20)
+#define CALLER_STACK_MARGIN (256 * 1024) /* room kept for whatever the caller's frames need */
+#define MAX_WORKERS 1023
+#define SPIN_NS 100000 /* how long a waiter spins before it parks (100 us) */
+#define SPIN_PAUSES 128 /* pure pause rounds before a waiter starts yielding (a few us) */
+#define NO_FAILURE INT64_MAX
+
+/* ---------------------------------------------------------------- waiting and waking -- */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#else
+  atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A bounded spin: call spin_more() in a loop; it returns false once the budget is spent.
+   The first SPIN_PAUSES rounds only pause (a hand-off between busy threads on different
+   cores takes well under a microsecond). After that every round yields the CPU: the
+   scheduler often queues a freshly woken thread on the waker's core, and a waiter that spun
+   without yielding would keep the very thread it waits for off that core. */
+typedef struct {
+  int64_t deadline;
+  unsigned iter;
+} spinner;
+
+static bool spin_more(spinner *s) {
+  if (++s->iter < SPIN_PAUSES) {
+    cpu_relax();
+    return true;
+  }
+  sched_yield();
+  int64_t t = now_ns();
+  if (s->deadline == 0) s->deadline = t + SPIN_NS;
+  return t < s->deadline;
+}
+
+#ifdef __linux__
+static void park(atomic_uint *word, unsigned old) {
+  /* Returns at once if *word != old; spurious returns are fine, callers loop. */
+  syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_PRIVATE, old, NULL, NULL, 0);
+}
+static void unpark(atomic_uint *word) {
+  syscall(SYS_futex, (unsigned *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+#else
+/* Portable fallback: one process-wide condvar. Wakers change the word before unpark(), and
+   the waiter re-checks it under the mutex, so no wake-up is lost. */
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cv = PTHREAD_COND_INITIALIZER;
+static void park(atomic_uint *word, unsigned old) {
+  pthread_mutex_lock(&park_mu);
+  if (atomic_load(word) == old) pthread_cond_wait(&park_cv, &park_mu);
+  pthread_mutex_unlock(&park_mu);
+}
+static void unpark(atomic_uint *word) {
+  (void)word;
+  pthread_mutex_lock(&park_mu);
+  pthread_cond_broadcast(&park_cv);
+  pthread_mutex_unlock(&park_mu);
+}
+#endif
+
+/* Wait until *word != old: spin, then park. *sleeping tells a waker that it must call
+   unpark(). The store to *sleeping and the re-load of *word are seq_cst, as are the waker's
+   store to *word and load of *sleeping (Dekker): at least one side sees the other. */
+static unsigned wait_change(atomic_uint *word, unsigned old, atomic_int *sleeping) {
+  spinner s = {0, 0};
+  unsigned v;
+  while ((v = atomic_load_explicit(word, memory_order_acquire)) == old && spin_more(&s)) {
+  }
+  while (v == old) {
+    atomic_store(sleeping, 1);
+    v = atomic_load(word);
+    if (v != old) break;
+    park(word, old);
+    v = atomic_load(word);
+  }
+  atomic_store_explicit(sleeping, 0, memory_order_relaxed);
+  return v;
+}
+
+/* ------------------------------------------------- floating-point environment ------- */
+
+/* Workers run programs with the caller's rounding mode and FTZ/DAZ bits, so a launch gives
+   the same answer inline and on the pool (e.g. after torch.set_flush_denormal). Only the
+   control bits are copied, not the sticky exception flags. */
+#if defined(__x86_64__)
+#define FP_CONTROL_MASK 0xFFC0u
+static inline unsigned fp_control_get(void) { return _mm_getcsr() & FP_CONTROL_MASK; }
+static inline void fp_control_set(unsigned v) {
+  unsigned cur = _mm_getcsr();
+  if ((cur & FP_CONTROL_MASK) != v) _mm_setcsr((cur & ~FP_CONTROL_MASK) | v);
+}
+#elif defined(__aarch64__)
+static inline unsigned fp_control_get(void) {
+  uint64_t v;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(v));
+  return (unsigned)v;
+}
+static inline void fp_control_set(unsigned v) {
+  if (fp_control_get() != v) {
+    uint64_t w = v;
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(w));
+  }
+}
+#else
+static inline unsigned fp_control_get(void) { return 0; }
+static inline void fp_control_set(unsigned v) { (void)v; }
+#endif
+
+/* ---------------------------------------------------------------- pool state --------- */
+
+/* One worker; each is its own cache-line-aligned allocation so workers never share lines. */
+typedef struct worker {
+  atomic_uint go;       /* generation of the job to run next; written by the launcher */
+  atomic_int sleeping;  /* parked in park(&go) */
+  unsigned seen;        /* last generation this worker ran (worker-private) */
+  int64_t begin, end;   /* this worker's chunk of the current job */
+  int64_t fail;         /* linear index of its failing program, or NO_FAILURE */
+  int index;            /* position in workers[] */
+  pypto_error err;      /* its error slot */
+} worker;
+
+/* The job being launched. Written under launch_mu before the workers' go words are bumped
+   (release), read by workers after they see the new generation (acquire). */
+static struct {
+  pypto_program_fn fn;
+  const int64_t *iargs;
+  const double *fargs;
+  int64_t grid[3];
+  unsigned fp_control;
+  int nworkers; /* workers taking part in this job: workers[0 .. nworkers) */
+  _Alignas(64) _Atomic int64_t min_fail; /* lowest failing linear index so far */
+  _Alignas(64) atomic_uint remaining;   /* workers that have not finished their chunk */
+  atomic_int caller_sleeping;           /* the launcher is parked on `remaining` */
+} job;
+
+static pthread_mutex_t launch_mu = PTHREAD_MUTEX_INITIALIZER; /* one launch at a time */
+static worker *workers[MAX_WORKERS];
+static int nworkers;           /* workers started so far (the pool only grows) */
+static unsigned generation;    /* bumped for every pool dispatch */
+static pypto_error caller_err; /* the launching thread's error slot */
+
+/* ---------------------------------------------------------------- running programs --- */
+
+static void error_reset(pypto_error *err) {
+  memset(err, 0, sizeof *err);
+  err->param = -1;
+}
+
+static void error_set(pypto_error *err, int kind, const char *fmt, ...) {
+  if (err == NULL) return;
+  error_reset(err);
+  err->kind = kind;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+}
+
+/* Record that program f failed and make every thread skip programs above it. */
+static void lower_min_fail(int64_t f) {
+  int64_t cur = atomic_load(&job.min_fail);
+  while (f < cur && !atomic_compare_exchange_weak(&job.min_fail, &cur, f)) {
+  }
+}
+
+/* Run programs [begin, end) in linear order; return the index of the one that failed, or
+   NO_FAILURE. Stops early when a lower-indexed program failed on another thread. */
+static int64_t run_range(int64_t begin, int64_t end, pypto_error *err) {
+  if (begin >= end) return NO_FAILURE;
+  error_reset(err);
+  const pypto_ctx ctx = {{job.grid[0], job.grid[1], job.grid[2]}, err};
+  const pypto_program_fn fn = job.fn;
+  const int64_t *iargs = job.iargs;
+  const double *fargs = job.fargs;
+  const int64_t g0 = job.grid[0], g1 = job.grid[1];
+  /* Program ids advance like an odometer instead of dividing for every program. */
+  int64_t p0 = begin % g0, p1 = (begin / g0) % g1, p2 = begin / (g0 * g1);
+  for (int64_t f = begin; f < end; f++) {
+    if (f > atomic_load_explicit(&job.min_fail, memory_order_relaxed)) break;
+    int rc = fn(iargs, fargs, p0, p1, p2, &ctx);
+    if (rc != 0) {
+      if (err->kind <= PYPTO_OK || err->kind > PYPTO_ERR_OTHER) {
+        /* The program failed without a usable record: keep what it said, name the code. */
+        err->kind = (rc > PYPTO_OK && rc <= PYPTO_ERR_OTHER) ? rc : PYPTO_ERR_OTHER;
+        if (err->message[0] == '\0')
+          snprintf(err->message, sizeof err->message, "program returned %d", rc);
+      }
+      err->pid[0] = p0, err->pid[1] = p1, err->pid[2] = p2;
+      lower_min_fail(f);
+      return f;
+    }
+    if (++p0 == g0) {
+      p0 = 0;
+      if (++p1 == g1) p1 = 0, ++p2;
+    }
+  }
+  return NO_FAILURE;
+}
+
+/* Wake-ups fan out as a binary tree (the launcher wakes workers 0 and 1, worker i wakes
+   2i+2 and 2i+3): a wake is a syscall of several microseconds, and waking a big pool one
+   by one from the launcher would serialize them all. Every go word of the job is stored
+   before any worker can see its own (the launcher stores them last to first), so a parked
+   child either sees its go or is seen sleeping here (Dekker, as in wait_change). */
+static void wake_pair(int first) {
+  for (int i = first; i < first + 2 && i < job.nworkers; i++)
+    if (atomic_load(&workers[i]->sleeping)) unpark(&workers[i]->go);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  for (;;) {
+    w->seen = wait_change(&w->go, w->seen, &w->sleeping);
+    wake_pair(2 * w->index + 2);
+    fp_control_set(job.fp_control);
+    w->fail = run_range(w->begin, w->end, &w->err);
+    /* seq_cst RMW then load, against the launcher's store of caller_sleeping then load. */
+    if (atomic_fetch_sub(&job.remaining, 1) == 1 && atomic_load(&job.caller_sleeping))
+      unpark(&job.remaining);
+  }
+  return NULL;
+}
+
+/* Start workers until there are n (or as many as the system allows); return the count. */
+static int ensure_workers(int n) {
+  while (nworkers < n) {
+    size_t size = (sizeof(worker) + 63) & ~(size_t)63;
+    worker *w = aligned_alloc(64, size);
+    if (w == NULL) break;
+    memset(w, 0, size);
+    atomic_init(&w->go, generation);
+    w->seen = generation;
+    w->index = nworkers;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    /* Block temporaries live on the stack; the 64 MiB is reserved, pages come on touch. */
+    pthread_attr_setstacksize(&attr, WORKER_STACK);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* Workers block every signal so that signals keep going to the Python threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    int rc = pthread_create(&tid, &attr, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+      free(w);
+      break;
+    }
+#if defined(__linux__) && defined(__GLIBC__)
+    pthread_setname_np(tid, "pypto-worker");
+#endif
+    workers[nworkers++] = w;
+  }
+  return nworkers;
+}
+
+/* Bytes of stack left below the current frame of the calling thread; INT64_MAX if unknown.
+   The thread's stack bounds are looked up once per thread (pthread_getattr_np is slow). */
+static int64_t caller_stack_room(void) {
+#if defined(__GLIBC__)
+  static _Thread_local uintptr_t stack_lo; /* 0: not looked up yet; 1: unknown */
+  if (stack_lo == 0) {
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    stack_lo = 1;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      if (pthread_attr_getstack(&attr, &addr, &size) == 0 && addr != NULL)
+        stack_lo = (uintptr_t)addr;
+      pthread_attr_destroy(&attr);
+    }
+  }
+  if (stack_lo > 1) {
+    char here;
+    return (int64_t)((uintptr_t)&here - stack_lo);
+  }
+#endif
+  return INT64_MAX;
+}
+
+/* Split [0, total) into nchunks balanced contiguous chunks; chunk c is [begin, end). */
+static void chunk_bounds(int64_t total, int nchunks, int c, int64_t *begin, int64_t *end) {
+  int64_t base = total / nchunks, extra = total % nchunks;
+  *begin = c * base + (c < extra ? c : extra);
+  *end = *begin + base + (c < extra ? 1 : 0);
+}
+
+/* Run the grid on nchunks threads: the caller takes chunk 0 when caller_runs, workers the
+   rest. Returns the lowest failing index and points *winner at its record. */
+static int64_t run_on_pool(int64_t total, int nchunks, bool caller_runs, pypto_error **winner) {
+  int nw = caller_runs ? nchunks - 1 : nchunks;
+  int have = ensure_workers(nw);
+  if (have < nw) {
+    /* Could not start enough threads: run with what there is, chunks get bigger. */
+    if (have == 0 && !caller_runs) {
+      error_set(&caller_err, PYPTO_ERR_OTHER, "could not start a worker thread");
+      *winner = &caller_err;
+      return 0;
+    }
+    nw = have;
+    nchunks = caller_runs ? nw + 1 : nw;
+  }
+  generation++;
+  job.nworkers = nw;
+  atomic_store_explicit(&job.remaining, (unsigned)nw, memory_order_relaxed);
+  atomic_store_explicit(&job.caller_sleeping, 0, memory_order_relaxed);
+  int first = caller_runs ? 1 : 0;
+  for (int i = nw - 1; i >= 0; i--) { /* last to first: see wake_pair */
+    worker *w = workers[i];
+    chunk_bounds(total, nchunks, first + i, &w->begin, &w->end);
+    w->fail = NO_FAILURE;
+    atomic_store(&w->go, generation); /* seq_cst: publishes job and chunk, pairs with sleeping */
+  }
+  wake_pair(0);
+  int64_t best = NO_FAILURE;
+  *winner = NULL;
+  if (caller_runs) {
+    int64_t b, e;
+    chunk_bounds(total, nchunks, 0, &b, &e);
+    best = run_range(b, e, &caller_err);
+    if (best != NO_FAILURE) *winner = &caller_err;
+  }
+  /* Join: spin, then park until the last worker is done. */
+  spinner s = {0, 0};
+  while (atomic_load_explicit(&job.remaining, memory_order_acquire) != 0 && spin_more(&s)) {
+  }
+  unsigned r;
+  while ((r = atomic_load(&job.remaining)) != 0) {
+    atomic_store(&job.caller_sleeping, 1);
+    if ((r = atomic_load(&job.remaining)) == 0) break;
+    park(&job.remaining, r);
+  }
+  for (int i = 0; i < nw; i++) {
+    if (workers[i]->fail < best) {
+      best = workers[i]->fail;
+      *winner = &workers[i]->err;
+    }
+  }
+  return best;
+}
+
+/* ---------------------------------------------------------------- public API --------- */
+
+int32_t pypto_abi_version(void) { return PYPTO_ABI_VERSION; }
+
+int32_t pypto_num_cores(void) {
+  /* Cached: affinity rarely changes and a syscall per launch would cost more than the launch. */
+  static atomic_int cached;
+  int n = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (n > 0) return n;
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+#endif
+  if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0) n = 1;
+  atomic_store_explicit(&cached, n, memory_order_relaxed);
+  return n;
+}
+
+int pypto_launch(pypto_program_fn fn, const int64_t *iargs, const double *fargs, int64_t g0,
+                 int64_t g1, int64_t g2, int32_t num_threads, int32_t mode, int64_t stack_bytes,
+                 pypto_error *err) {
+  if (fn == NULL) {
+    error_set(err, PYPTO_ERR_OTHER, "pypto_launch: no program function");
+    return PYPTO_ERR_OTHER;
+  }
+  if (g0 < 0 || g1 < 0 || g2 < 0) {
+    error_set(err, PYPTO_ERR_OTHER, "pypto_launch: negative grid (%lld, %lld, %lld)",
+              (long long)g0, (long long)g1, (long long)g2);
+    return PYPTO_ERR_OTHER;
+  }
+  if (mode != 0 && mode != 1) {
+    error_set(err, PYPTO_ERR_OTHER, "pypto_launch: unknown mode %d", (int)mode);
+    return PYPTO_ERR_OTHER;
+  }
+  if (stack_bytes < 0 || stack_bytes > MAX_STACK) {
+    error_set(err, PYPTO_ERR_OTHER,
+              "kernel needs %lld bytes of stack per program; the runtime allows at most %lld "
+              "(use smaller blocks)",
+              (long long)stack_bytes, (long long)MAX_STACK);
+    return PYPTO_ERR_OTHER;
+  }
+  if (g0 == 0 || g1 == 0 || g2 == 0) return PYPTO_OK;
+  if (g1 > INT64_MAX / g0 || g2 > INT64_MAX / (g0 * g1)) {
+    error_set(err, PYPTO_ERR_OTHER, "pypto_launch: grid (%lld, %lld, %lld) is too large",
+              (long long)g0, (long long)g1, (long long)g2);
+    return PYPTO_ERR_OTHER;
+  }
+  const int64_t total = g0 * g1 * g2;
+
+  int64_t nthreads = mode == 1 ? 1 : (num_threads <= 0 ? pypto_num_cores() : num_threads);
+  if (nthreads > total) nthreads = total;
+  if (nthreads > MAX_WORKERS + 1) nthreads = MAX_WORKERS + 1;
+  const bool caller_runs =
+      stack_bytes <= INLINE_STACK_LIMIT && stack_bytes + CALLER_STACK_MARGIN <= caller_stack_room();
+
+  pthread_mutex_lock(&launch_mu);
+  job.fn = fn;
+  job.iargs = iargs;
+  job.fargs = fargs;
+  job.grid[0] = g0, job.grid[1] = g1, job.grid[2] = g2;
+  job.fp_control = fp_control_get();
+  atomic_store_explicit(&job.min_fail, NO_FAILURE, memory_order_relaxed);
+
+  pypto_error *winner = &caller_err;
+  int64_t failed;
+  if (nthreads == 1 && caller_runs)
+    failed = run_range(0, total, &caller_err); /* inline: no thread hand-off at all */
+  else
+    failed = run_on_pool(total, (int)nthreads, caller_runs, &winner);
+
+  int rc = PYPTO_OK;
+  if (failed != NO_FAILURE) {
+    rc = winner->kind;
+    if (err != NULL) *err = *winner;
+  }
+  pthread_mutex_unlock(&launch_mu);
+  return rc;
+}
+
+/* ---------------------------------------------------------------- fork safety -------- */
+
+/* fork() copies only the calling thread. Holding launch_mu across fork means no launch is
+   half-done in the child; the child then forgets the (non-existent) workers and builds a new
+   pool on its next parallel launch. The old workers' stacks stay mapped but untouched. */
+static void atfork_prepare(void) { pthread_mutex_lock(&launch_mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&launch_mu); }
+static void atfork_child(void) {
+  for (int i = 0; i < nworkers; i++) {
+    free(workers[i]);
+    workers[i] = NULL;
+  }
+  nworkers = 0;
+  atomic_store(&job.remaining, 0);
+  atomic_store(&job.caller_sleeping, 0);
+#ifndef __linux__
+  pthread_mutex_init(&park_mu, NULL);
+  pthread_cond_init(&park_cv, NULL);
+#endif
+  pthread_mutex_init(&launch_mu, NULL);
+}
+
+__attribute__((constructor)) static void pypto_runtime_init(void) {
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
