@@ -43,9 +43,24 @@ def is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+class _TorchTensorClass:
+    """Holds ``torch.Tensor`` once torch has been imported (never imports it itself)."""
+
+    cls: type | None = None
+
+
 def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
     """Hashable specialization key of one (non-constexpr) argument; appends its slots."""
     t = type(a)
+    if t is _TorchTensorClass.cls:  # the fast path for plain torch tensors
+        if not a.is_cpu:
+            raise ValueError(f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
+                             "the CPU: move it with .cpu()")
+        ptr, shape, strides = a.data_ptr(), a.shape, a.stride()
+        iargs.append(ptr)
+        iargs += shape
+        iargs += strides
+        return (a.dtype, shape, strides, ptr & 15 == 0)
     if t is int:
         iargs.append(a)
         if -(2**31) <= a < 2**31:
@@ -58,6 +73,8 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
         iargs.append(int(a))
         return "i1"
     if is_torch(a):
+        if t.__module__ == "torch" and t.__name__ == "Tensor":
+            _TorchTensorClass.cls = t
         if not a.is_cpu:
             raise ValueError(f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
                              "the CPU: move it with .cpu()")

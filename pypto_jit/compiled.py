@@ -55,6 +55,7 @@ class CompiledKernel(os.PathLike):
         self.ir_params = ir_params  # Python parameter index of each IR parameter
         self.source_file = source_file
         self._loaded = None
+        self.cache_hit = False  # True when this process found the entry already built
         if backend in _MODES:
             from .runtime.shim import runtime
 
@@ -86,9 +87,12 @@ class CompiledKernel(os.PathLike):
         return f"CompiledKernel({self.name}, backend={self.backend}, path={self.path})"
 
     # -- launch -----------------------------------------------------------------
-    def launch_slots(self, grid: Any, bound: list, iargs: list, fargs: list,
+    def launch_slots(self, grid: Any, bound: Any, iargs: list, fargs: list,
                      num_threads: int) -> None:
-        g0, g1, g2 = check_grid(grid)
+        if type(grid) is tuple and len(grid) == 1 and type(grid[0]) is int and grid[0] >= 0:
+            g0, g1, g2 = grid[0], 1, 1  # the common 1-D grid, checked without a call
+        else:
+            g0, g1, g2 = check_grid(grid)
         if self._loaded is None:
             return self._interpret((g0, g1, g2), bound, iargs, fargs)
         err = getattr(_local, "err", None)
@@ -161,8 +165,10 @@ def build_compiled(jitfn: Any, specs: list, backend: str) -> CompiledKernel:
               f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}")
     asm = {k: (path / f).read_text() for k, f in
            (("ir", "kernel.ir"), ("opt_ir", "kernel.opt.ir"), ("c", "kernel.c"))}
-    return CompiledKernel(path=path, metadata={**entry_meta, "cache_key": key}, asm=asm,
-                          **common)
+    kernel = CompiledKernel(path=path, metadata={**entry_meta, "cache_key": key}, asm=asm,
+                            **common)
+    kernel.cache_hit = not built
+    return kernel
 
 
 def _param_meta(name: str, spec: Any) -> dict:

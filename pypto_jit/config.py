@@ -22,7 +22,19 @@ def cache_dir() -> Path:
     return base / "pypto"
 
 
+# ``os.environ.get`` costs about a microsecond (it encodes the key); the launch path
+# reads PYPTO_BACKEND through the underlying dict where the platform has one.
+_ENV_DATA = getattr(os.environ, "_data", None)
+_BACKEND_KEY = os.environ.encodekey("PYPTO_BACKEND") if _ENV_DATA is not None else None
+_DECODED = {None: "cpu", **{os.environ.encodevalue(b): b for b in BACKENDS}}
+
+
 def default_backend() -> str:
+    """``PYPTO_BACKEND`` (default ``cpu``), read at every call so changes take effect."""
+    if _ENV_DATA is not None:
+        backend = _DECODED.get(_ENV_DATA.get(_BACKEND_KEY))
+        if backend is not None:
+            return backend
     backend = os.environ.get("PYPTO_BACKEND", "cpu")
     if backend not in BACKENDS:
         raise ValueError(f"PYPTO_BACKEND={backend!r} is not one of {', '.join(BACKENDS)}")

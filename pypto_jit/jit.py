@@ -43,6 +43,7 @@ class JITFunction:
         self.arg_names = [p.name for p in self.params]
         self.constexprs = frozenset(i for i, p in enumerate(self.params)
                                     if _is_constexpr_annotation(p.annotation))
+        self._constexpr_flags = [i in self.constexprs for i in range(len(self.params))]
         self.defaults = {p.name: p.default for p in self.params
                          if p.default is not inspect.Parameter.empty}
         self.no_specialize = frozenset(
@@ -73,11 +74,11 @@ class JITFunction:
         iargs: list = []
         fargs: list = []
         key = [backend]
-        for i, a in enumerate(bound):
-            if i in self.constexprs or a is None:
+        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound):
+            if is_constexpr or a is None:
                 key.append((a,))
             else:
-                key.append(arg_key(self.arg_names[i], a, iargs, fargs))
+                key.append(arg_key(name, a, iargs, fargs))
         key = tuple(key)
         kernel = self._kernels.get(key)
         if kernel is None:
@@ -85,9 +86,14 @@ class JITFunction:
         g = grid(dict(zip(self.arg_names, bound, strict=True))) if callable(grid) else grid
         return kernel.launch_slots(g, bound, iargs, fargs, num_threads or 0)
 
-    def _bind(self, args: tuple, kwargs: dict) -> list:
-        if not kwargs and len(args) == len(self.arg_names):
-            return list(args)
+    def _bind(self, args: tuple, kwargs: dict) -> Sequence:
+        if len(args) + len(kwargs) == len(self.arg_names):  # the common case: all given
+            if not kwargs:
+                return args
+            try:
+                return [*args, *map(kwargs.__getitem__, self.arg_names[len(args):])]
+            except KeyError:
+                pass  # an unknown or repeated name: let the full binding explain
         n = len(self.arg_names)
         if len(args) > n:
             raise TypeError(f"{self.fn.__name__}() takes {n} arguments "

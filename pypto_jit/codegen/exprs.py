@@ -91,9 +91,10 @@ def _int_binary(op: Op, t: ScalarType, a: str, b: str) -> str:
     if op in _BITS:
         return f"({c})(({a}) {_BITS[op]} ({b}))"
     if op is Op.IDIV:
-        if t.is_signed:
-            return f"(({b}) == 0 ? ({c})0 : ({b}) == -1 ? ({c})(0u - ({uw})({a})) : ({c})(({a}) / ({b})))"
-        return f"(({b}) == 0 ? ({c})0 : ({c})(({a}) / ({b})))"
+        quotient = f"({c})(({a}) / ({b}))"
+        if t.is_signed:  # x / -1 is a negation, which wraps for INT_MIN
+            quotient = f"({b}) == -1 ? ({c})(0u - ({uw})({a})) : {quotient}"
+        return f"(({b}) == 0 ? ({c})0 : {quotient})"
     if op is Op.MOD:
         zero = f"({b}) == 0 || ({b}) == -1" if t.is_signed else f"({b}) == 0"
         return f"({zero} ? ({c})0 : ({c})(({a}) % ({b})))"

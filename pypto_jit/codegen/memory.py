@@ -1,12 +1,13 @@
 """C rules for ADDPTR, LOAD and STORE.
 
 A pointer is an int64 element offset from the base ``p<k>`` of tensor parameter ``k``
-(the ``param`` attr that ``passes.address`` puts on every LOAD/STORE). A block access
-whose pointers are unit-stride along the last axis (``contig`` attr) renders as one
-unit-stride loop per row, ``q = p<k> + off[row * C]; v[j] = q[j]``, which gcc turns
-into (masked) vector loads and stores; other accesses are gathers/scatters
-``p<k>[off[i]]``. In sim mode every active lane is checked against the tensor's extent
-first and a failure fills ``ctx->err`` and returns 1 from the program.
+(the ``param`` attr that ``passes.address`` puts on every LOAD/STORE). Pointer blocks
+from ADDPTR are virtual (see ``emitter``): their lanes are recomputed where read. A
+block access whose pointers are unit-stride along the last axis (``contig`` attr)
+renders as one unit-stride loop per row, ``q = p<k> + off(row * C); v[j] = q[j]``, which
+gcc turns into (masked) vector loads and stores; other accesses are gathers/scatters
+``p<k>[off(i)]``. In sim mode every active lane is checked against the tensor's extent
+first; a failure fills ``ctx->err`` and returns 1 from the program.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .exprs import load_convert, store_convert
 
 @rule(Op.ADDPTR)
 def _addptr(r: Emitter, op: Operation) -> None:
-    r.elementwise(op, lambda p, off: f"({p} + (int64_t)({off}))")
+    r.elementwise(op, lambda p, off: f"({p} + (int64_t)({off}))", cheap=True)
 
 
 def _param(op: Operation) -> int:
@@ -35,30 +36,34 @@ def _check(r: Emitter, op: Operation, k: int, ptr: Value, mask: Value | None, wh
     """Sim mode: return an OOB error from the program if an active lane is out of bounds."""
     loc = op.loc
     where = f"{loc.line if loc else 0}, {loc.col if loc else 0}, {k}, pid0, pid1, pid2"
-    lo, span = f"p{k}_lo", f"p{k}_span"
-    off = r.name(ptr)
-    if isinstance(ptr.type, BlockType):
-        m = r.name(mask) if mask is not None else "NULL"
-        r.open(f"{{ int64_t bad = pypto_check({off}, {m}, {ptr.type.numel}, {lo}, {span});")
-        r.emit(f'if (bad >= 0) return pypto_oob(ctx, {where}, {off}[bad], {span}, "{what}");')
-        r.close()
-    else:
-        active = f"{r.name(mask)} && " if mask is not None else ""
-        test = f"{active}(uint64_t)({off} - {lo}) >= (uint64_t){span}"
-        r.emit(f'if ({test}) return pypto_oob(ctx, {where}, {off}, {span}, "{what}");')
+    span = f"p{k}_span"
+
+    def bad(ix: str) -> str:
+        active = f"{r.lane(mask, ix)} && " if mask is not None else ""
+        return f"{active}(uint64_t)({r.lane(ptr, ix)} - p{k}_lo) >= (uint64_t){span}"
+
+    fail = f'return pypto_oob(ctx, {where}, {r.lane(ptr, "i")}, {span}, "{what}");'
+    if not isinstance(ptr.type, BlockType):
+        r.emit(f"if ({bad('i')}) {fail}")
+        return
+    # The first loop has no early exit, so it vectorizes; the second runs only on failure.
+    n = ptr.type.numel
+    r.open("{ int bad = 0;")
+    r.loop(n, f"bad |= {bad('i')};")
+    r.emit(f"if (bad) for (int64_t i = 0; i < {n}; ++i) if ({bad('i')}) {fail}")
+    r.close()
 
 
 def _rows(r: Emitter, ptr: Value, line: str, row_ptr: str) -> None:
     """Emit ``line`` (in terms of lane ``@`` and row pointer ``q``) once per row."""
     t = ptr.type
     cols, rows = t.shape[-1], t.numel // t.shape[-1]
-    off = r.name(ptr)
     if rows == 1:
-        r.open(f"{{ {row_ptr}{off}[0];")
+        r.open(f"{{ {row_ptr}{r.lane(ptr, '0')};")
         r.loop(cols, line.replace("@", "j"), ivdep=True, var="j")
     else:
         r.open(f"for (int64_t rw = 0; rw < {rows}; ++rw) {{")
-        r.emit(f"{row_ptr}{off}[rw * {cols}];")
+        r.emit(f"{row_ptr}{r.lane(ptr, f'rw * {cols}')};")
         r.loop(cols, line.replace("@", f"rw * {cols} + j"), ivdep=True, var="j")
     r.close()
 
@@ -70,7 +75,7 @@ def _load(r: Emitter, op: Operation) -> None:
     if r.mode == "sim":
         _check(r, op, k, ptr, mask, "load")
     if not isinstance(v.type, BlockType):
-        x = load_convert(t, f"p{k}[{r.name(ptr)}]")
+        x = load_convert(t, f"p{k}[{r.lane(ptr)}]")
         if mask is not None:
             x = f"({r.name(mask)} ? {x} : {r.name(other) if other is not None else 0})"
         r.scalar(v, x)
@@ -82,15 +87,15 @@ def _load(r: Emitter, op: Operation) -> None:
     def value(x: str) -> str:
         if mask is None:
             return x
-        fallback = r.elem(other, lane) if other is not None else "0"
-        return f"({r.elem(mask, lane)} ? {x} : {fallback})"
+        fallback = r.lane(other, lane) if other is not None else "0"
+        return f"({r.lane(mask, lane)} ? {x} : {fallback})"
 
     if contig:
         _rows(
             r, ptr, f"{name}[@] = {value(load_convert(t, 'q[j]'))};", f"const {mem(t)} *q = p{k} + "
         )
     else:
-        x = load_convert(t, f"p{k}[{r.elem(ptr)}]")
+        x = load_convert(t, f"p{k}[{r.lane(ptr)}]")
         r.loop(v.type.numel, f"{name}[i] = {value(x)};", ivdep=True)
 
 
@@ -102,13 +107,13 @@ def _store(r: Emitter, op: Operation) -> None:
         _check(r, op, k, ptr, mask, "store")
     if not isinstance(ptr.type, BlockType):
         guard = f"if ({r.name(mask)}) " if mask is not None else ""
-        r.emit(f"{guard}p{k}[{r.name(ptr)}] = {store_convert(t, r.name(val))};")
+        r.emit(f"{guard}p{k}[{r.lane(ptr)}] = {store_convert(t, r.name(val))};")
         return
     contig = bool(op.attr("contig"))
     lane = "@" if contig else "i"
-    guard = f"if ({r.elem(mask, lane)}) " if mask is not None else ""
-    x = store_convert(t, r.elem(val, lane))
+    guard = f"if ({r.lane(mask, lane)}) " if mask is not None else ""
+    x = store_convert(t, r.lane(val, lane))
     if contig:
         _rows(r, ptr, f"{guard}q[j] = {x};", f"{mem(t)} *q = p{k} + ")
     else:
-        r.loop(ptr.type.numel, f"{guard}p{k}[{r.elem(ptr)}] = {x};", ivdep=True)
+        r.loop(ptr.type.numel, f"{guard}p{k}[{r.lane(ptr)}] = {x};", ivdep=True)

@@ -132,23 +132,6 @@ static int64_t pypto_span(const int64_t *shape, const int64_t *strides, int rank
 """,
         (),
     ),
-    # Sim mode: index of the first active lane outside [lo, lo + span), or -1. The first
-    # loop has no early exit so that it vectorizes; the second runs only on failure.
-    "pypto_check": (
-        """\
-static int64_t pypto_check(const int64_t *off, const uint8_t *mask, int64_t n, int64_t lo,
-                           int64_t span) {
-  int bad = 0;
-  for (int64_t i = 0; i < n; ++i)
-    bad |= (!mask || mask[i]) && (uint64_t)(off[i] - lo) >= (uint64_t)span;
-  if (!bad) return -1;
-  for (int64_t i = 0; i < n; ++i)
-    if ((!mask || mask[i]) && (uint64_t)(off[i] - lo) >= (uint64_t)span) return i;
-  return -1;
-}
-""",
-        (),
-    ),
     "pypto_oob": (
         """\
 static int pypto_oob(const pypto_ctx *ctx, int32_t line, int32_t col, int32_t param,

@@ -5,12 +5,12 @@ Memory ops live in ``memory.py``, control flow in ``control.py``.
 
 from __future__ import annotations
 
-from ..ir.nodes import Operation
+from ..ir.nodes import Operation, Value
 from ..ir.ops import BINARY, COMPARE, UNARY, Op
 from ..ir.types import BlockType, elem, is_ptr, scalar_of
 from . import exprs
 from .ctype import literal
-from .emitter import Emitter, c_type, rule
+from .emitter import Emitter, Lanes, c_type, rule
 
 # -- geometry -------------------------------------------------------------------------
 
@@ -48,51 +48,43 @@ def _layout(r: Emitter, op: Operation) -> None:
 
 @rule(Op.ARANGE)
 def _arange(r: Emitter, op: Operation) -> None:
-    v = op.result
-    name = r.declare(v)
-    r.loop(v.type.numel, f"{name}[i] = (int32_t)(INT64_C({op.attr('start')}) + i);")
+    start = op.attr("start")
+    r.bind_lanes(op.result, Lanes(lambda ix: f"(int32_t)(INT64_C({start}) + ({ix}))", frozenset()))
 
 
 @rule(Op.SPLAT)
 def _splat(r: Emitter, op: Operation) -> None:
-    v = op.result
-    name = r.declare(v)
-    r.loop(v.type.numel, f"{name}[i] = {r.name(op.operands[0])};")
+    r.bind_lanes(op.result, r.lanes_of(lambda s: s, op.operands))
 
 
-@rule(Op.RESHAPE)
-def _reshape(r: Emitter, op: Operation) -> None:
-    r.bind(op.result, r.name(op.operands[0]))  # row-major data does not move
-
-
-@rule(Op.EXPAND_DIMS)
-def _expand_dims(r: Emitter, op: Operation) -> None:
+@rule(Op.RESHAPE, Op.EXPAND_DIMS)
+def _same_data(r: Emitter, op: Operation) -> None:
+    """Row-major lanes do not move: the result reads the source's lane at the same index."""
     src = op.operands[0]
-    if isinstance(src.type, BlockType):
+    if not isinstance(op.result.type, BlockType):  # a pointer cast to its own type
         r.bind(op.result, r.name(src))
+    elif r.is_virtual(src) or not isinstance(src.type, BlockType):
+        r.bind_lanes(op.result, r.lanes_of(lambda s: s, (src,)))
     else:
-        name = r.declare(op.result)
-        r.emit(f"{name}[0] = {r.name(src)};")
+        r.bind(op.result, r.name(src))
 
 
 @rule(Op.BROADCAST)
 def _broadcast(r: Emitter, op: Operation) -> None:
     src, v = op.operands[0], op.result
-    if not isinstance(src.type, BlockType):
-        return _splat(r, op)
-    if src.type.numel == v.type.numel:  # only unit dims added: same data
-        return _expand_dims(r, op)
+    if not isinstance(src.type, BlockType) or src.type.numel == v.type.numel:
+        return _same_data(r, op)  # a splat, or only unit dims added
     dshape = v.type.shape
     sshape = (1,) * (len(dshape) - len(src.type.shape)) + src.type.shape
     strides, acc = [], 1
     for s in reversed(sshape):
         strides.append(acc if s != 1 else 0)
         acc *= s
-    _strided_copy(r, r.declare(v), r.name(src), dshape, tuple(reversed(strides)))
+    _strided_copy(r, r.declare(v), src, dshape, tuple(reversed(strides)))
 
 
-def _strided_copy(r: Emitter, dst: str, src: str, dshape, sstrides) -> None:
-    """``dst`` (row-major over ``dshape``) gets ``src[sum(idx * sstrides)]``."""
+def _strided_copy(r: Emitter, dst: str, src: Value, dshape, sstrides) -> None:
+    """``dst`` (row-major over ``dshape``) gets lane ``sum(idx * sstrides)`` of ``src``."""
     dims: list[tuple[int, int]] = []  # (size, source stride), unit dims dropped, merged
     for d, s in zip(dshape, sstrides, strict=True):
         if d == 1:
@@ -102,7 +94,7 @@ def _strided_copy(r: Emitter, dst: str, src: str, dshape, sstrides) -> None:
         else:
             dims.append((d, s))
     if not dims:
-        r.emit(f"{dst}[0] = {src}[0];")
+        r.emit(f"{dst}[0] = {r.lane(src, '0')};")
         return
     dst_strides, acc = [], 1
     for d, _ in reversed(dims):
@@ -114,7 +106,7 @@ def _strided_copy(r: Emitter, dst: str, src: str, dshape, sstrides) -> None:
     s_ix = " + ".join(f"{i} * {s}" for i, (_, s) in zip(idx, dims, strict=True)) or "0"
     for k, (d, _) in enumerate(dims[:-1]):
         r.open(f"for (int64_t i{k} = 0; i{k} < {d}; ++i{k}) {{")
-    r.loop(dims[-1][0], f"{dst}[{d_ix}] = {src}[{s_ix}];", var=idx[-1])
+    r.loop(dims[-1][0], f"{dst}[{d_ix}] = {r.lane(src, s_ix)};", var=idx[-1])
     for _ in dims[:-1]:
         r.close()
 
@@ -128,10 +120,16 @@ def _unary(r: Emitter, op: Operation) -> None:
     r.elementwise(op, lambda a: exprs.unary(op.op, t, a))
 
 
+# Index arithmetic and masks stay virtual (recomputed where read) rather than stored:
+# a masked load then compares in registers instead of reloading a byte mask.
+_CHEAP_INT = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR}) | COMPARE
+
+
 @rule(*(BINARY | COMPARE))
 def _binary(r: Emitter, op: Operation) -> None:
     st = scalar_of(op.operands[0].type)  # comparisons of pointers compare their offsets
-    r.elementwise(op, lambda a, b: exprs.binary(op.op, st, a, b))
+    cheap = op.op in COMPARE or (op.op in _CHEAP_INT and st.is_int)
+    r.elementwise(op, lambda a, b: exprs.binary(op.op, st, a, b), cheap=cheap)
 
 
 @rule(Op.WHERE)
@@ -145,7 +143,6 @@ def _cast(r: Emitter, op: Operation) -> None:
     if is_ptr(src):
         if elem(src) != elem(dst):
             raise NotImplementedError("no C rule for op 'cast' between pointer element types")
-        r.bind(op.result, r.name(op.operands[0]))
-        return
+        return _same_data(r, op)
     a, b = scalar_of(src), scalar_of(dst)
-    r.elementwise(op, lambda x: exprs.cast(a, b, x))
+    r.elementwise(op, lambda x: exprs.cast(a, b, x), cheap=a.is_int and b.is_int)

@@ -466,7 +466,9 @@ def test_if_results(mode, tmp_path):
 
 def while_module(cols: int) -> Module:
     """acc = x; i = 0; while i < n: acc = acc * 2 + x; i += 1 (forwarded in swapped order)."""
-    k = K("loop_while", [tensor("x", f32), tensor("out", f32), tensor("iters", i32), scalar("n", i32)])
+    k = K(
+        "loop_while", [tensor("x", f32), tensor("out", f32), tensor("iters", i32), scalar("n", i32)]
+    )
     x, out, iters, n = k.args
     cs = k.arange(cols)
     v = k.op(Op.LOAD, k.ptrs(x, cs))
@@ -520,8 +522,12 @@ def tile_copy_module(bm: int, bn: int, unit_last: bool) -> Module:
     def stride(p, axis):
         return k.b.cast(k.op(Op.STRIDE, p, axis=axis), i32)
 
-    in_r = k.op(Op.BROADCAST, k.op(Op.LT, rows, k.splat(m, (bm, 1))), declared=BlockType(i1, (bm, bn)))
-    in_c = k.op(Op.BROADCAST, k.op(Op.LT, cols, k.splat(n, (1, bn))), declared=BlockType(i1, (bm, bn)))
+    in_r = k.op(
+        Op.BROADCAST, k.op(Op.LT, rows, k.splat(m, (bm, 1))), declared=BlockType(i1, (bm, bn))
+    )
+    in_c = k.op(
+        Op.BROADCAST, k.op(Op.LT, cols, k.splat(n, (1, bn))), declared=BlockType(i1, (bm, bn))
+    )
     mask = k.op(Op.AND, in_r, in_c)
     src = grid(stride(x, 0), None if unit_last else stride(x, 1))
     v = k.op(Op.LOAD, k.ptrs(x, src), mask, k.splat(k.const(-5.0, f32), (bm, bn)))
@@ -547,7 +553,9 @@ def test_2d_tiles(mode, unit_last, transposed, tmp_path):
 
 def broadcast_module(r: int, c: int) -> Module:
     """out[i, j] = a[j] + 10 * b[i]: [1, c] and [r, 1] broadcast to [r, c]; also 3-D."""
-    k = K("bcast", [tensor("a", f32), tensor("b", f32), tensor("out", f32, 2), tensor("out3", f32, 3)])
+    k = K(
+        "bcast", [tensor("a", f32), tensor("b", f32), tensor("out", f32, 2), tensor("out3", f32, 3)]
+    )
     a, b, out, out3 = k.args
     va = k.op(Op.LOAD, k.ptrs(a, k.arange(c)))
     vb = k.op(Op.LOAD, k.ptrs(b, k.arange(r)))
@@ -637,3 +645,69 @@ def test_sim_reports_out_of_bounds(masked_load, tmp_path):
     assert err["pid"] == (1, 0, 0) and err["index"] == 100 and err["extent"] == n
     np.testing.assert_array_equal(out[:block], 1.0)  # program 0 ran completely
     np.testing.assert_array_equal(out[block:], 0.0)  # program 1 stored nothing
+
+
+def chain_module(t: ScalarType) -> Module:
+    """out = ((x * y + x) * y - x) / y + exp(x): every intermediate rounds to ``t``."""
+    k = K(f"chain_{t}", [tensor("x", t), tensor("y", t), tensor("out", t)])
+    x, y, out = k.args
+    offs = k.arange(N)
+    a, b = k.op(Op.LOAD, k.ptrs(x, offs)), k.op(Op.LOAD, k.ptrs(y, offs))
+    v = k.op(Op.ADD, k.op(Op.MUL, a, b), a)
+    v = k.op(Op.DIV, k.op(Op.SUB, k.op(Op.MUL, v, b), a), b)
+    k.op(Op.STORE, k.ptrs(out, offs), k.op(Op.ADD, v, k.op(Op.EXP, a)))
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tname", ["f16", "bf16"])
+def test_narrow_floats_round_after_every_op(mode, tname, tmp_path):
+    dt = TORCH[tname]
+    gen = torch.Generator().manual_seed(5)
+    x, y = (torch.randn(N, generator=gen).to(dt) for _ in range(2))
+    out = torch.empty(N, dtype=dt)
+    assert launch(chain_module(SCALARS[tname]), mode, tmp_path, (1,), x, y, out) is None
+
+    def r(v):  # one op: computed in f32, rounded to the type
+        return v.to(dt).float()
+
+    a, b = x.float(), y.float()
+    v = r(r(r(r(r(a * b) + a) * b) - a) / b)
+    want = r(v + r(torch.exp(a)))
+    ulp = 2.0**-10 if tname == "f16" else 2.0**-7
+    # exp may differ in the last f32 place, which can move a rounding by one ulp of t
+    torch.testing.assert_close(out.float(), want, rtol=2 * ulp, atol=2 * ulp)
+    exact = (out.float() == want).float().mean().item()
+    assert exact > 0.97
+
+
+def crossing_module(cols: int) -> Module:
+    """Virtual (recomputed) int blocks crossing control flow: a FOR whose carried values
+    read each other, ``(a, b) = (b + 1, a * 2)``, then an IF yielding ``a + 5`` or ``b``."""
+    k = K("crossing", [tensor("out", i32, 2), scalar("n", i32), scalar("which", i1)])
+    out, n, which = k.args
+    cs = k.arange(cols)
+    zero, one = k.const(0), k.const(1)
+
+    def body(iv, a, b):
+        return k.op(Op.ADD, b, k.splat(one, (cols,))), k.op(Op.MUL, a, k.splat(k.const(2), (cols,)))
+
+    a, b = k.for_(zero, n, one, [cs, k.splat(k.const(100), (cols,))], body)
+    (c,) = k.if_(
+        which, lambda: (k.op(Op.ADD, a, k.splat(k.const(5), (cols,))),), lambda: (b,), (a.type,)
+    )
+    for row, v in enumerate((a, b, c)):
+        k.op(Op.STORE, k.ptrs(out, k.shifted(cs, row * cols)), v)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n,which", [(0, True), (3, False), (4, True)])
+def test_virtual_blocks_across_control_flow(mode, n, which, tmp_path):
+    cols = 10
+    out = np.zeros((3, cols), np.int32)
+    assert launch(crossing_module(cols), mode, tmp_path, (1,), out, n, which) is None
+    a, b = np.arange(cols), np.full(cols, 100)
+    for _ in range(n):
+        a, b = b + 1, a * 2
+    np.testing.assert_array_equal(out, [a, b, a + 5 if which else b])
