@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .compiled import CompiledKernel  # noqa: E402
+from .arguments import TensorSpec  # noqa: E402
+from .compiled import CompiledKernel, load_compiled  # noqa: E402
 from .errors import (  # noqa: E402
     CompilationError,
     DataRaceError,
@@ -28,5 +29,5 @@ def next_power_of_2(n: int) -> int:
 __all__ = [
     "CompilationError", "CompiledKernel", "DataRaceError", "DeviceAssertError", "JITFunction",
     "KernelRuntimeError", "OutOfBoundsError", "TypeCheckError", "UnsupportedConstructError",
-    "__version__", "cdiv", "jit", "next_power_of_2",
+    "TensorSpec", "__version__", "cdiv", "jit", "load_compiled", "next_power_of_2",
 ]  # fmt: skip

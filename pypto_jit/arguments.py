@@ -92,6 +92,11 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
         return (a.dtype, a.shape, strides, ptr & 15 == 0)
     if isinstance(a, (np.integer, np.floating, np.bool_)):
         return arg_key(name, a.item(), iargs, fargs)
+    if t is TensorSpec:
+        iargs.append(0)  # no data: a TensorSpec is only compiled for, never launched on
+        iargs.extend(a.shape)
+        iargs.extend(a.strides)
+        return (a.dtype, a.shape, a.strides, a.aligned)
     raise TypeError(
         f"argument '{name}' has type {type(a).__name__}; expected a torch tensor, a numpy "
         "array, an int, a float, a bool or None (mark compile-time parameters pl.constexpr)"
@@ -112,7 +117,59 @@ def _np_strides(name: str, a: np.ndarray) -> tuple[int, ...]:
     return tuple(s // size for s in a.strides)
 
 
+class TensorSpec:
+    """A placeholder for a tensor argument: compile (``kernel.warmup``) without data.
+
+    ``dtype`` is a ``pl`` dtype, a torch or numpy dtype, or a name such as
+    ``"float32"``; ``strides`` (in elements) default to contiguous; ``aligned``
+    says whether the data pointer will be 16-byte aligned (torch and numpy
+    allocations are).
+    """
+
+    def __init__(self, shape: Any, dtype: Any, strides: Any = None, aligned: bool = True):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = ir_dtype(dtype)
+        if strides is None:
+            strides, step = [], 1
+            for d in reversed(self.shape):
+                strides.append(step)
+                step *= max(d, 1)
+            strides.reverse()
+        self.strides = tuple(int(s) for s in strides)
+        if len(self.strides) != len(self.shape):
+            raise ValueError(f"TensorSpec strides {self.strides} do not match shape {self.shape}")
+        self.aligned = bool(aligned)
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(shape={self.shape}, dtype={self.dtype}, strides={self.strides})"
+
+
+def ir_dtype(dtype: Any) -> irt.ScalarType:
+    """The IR scalar type for a pl, torch or numpy dtype, or a dtype name."""
+    from .language.core import DTYPES
+    from .language.core import dtype as pl_dtype
+
+    if isinstance(dtype, irt.ScalarType):
+        return dtype
+    if isinstance(dtype, pl_dtype):
+        return dtype.ir
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype].ir
+    if type(dtype).__module__ == "torch":
+        found = torch_types().get(dtype)
+    else:
+        try:
+            found = _NUMPY_TYPES.get(np.dtype(dtype))
+        except TypeError:
+            found = None
+    if found is None:
+        raise TypeError(f"unsupported dtype {dtype!r}")
+    return found
+
+
 def tensor_dtype(name: str, a: Any) -> irt.ScalarType:
+    if isinstance(a, TensorSpec):
+        return a.dtype
     table = torch_types() if is_torch(a) else _NUMPY_TYPES
     dt = table.get(a.dtype)
     if dt is None:

@@ -514,3 +514,12 @@ def _resolve(prefix: str) -> Path:
             "give more characters"
         )
     return matches[0]
+
+
+def read_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The meta of the valid entry at ``path`` (anywhere on disk); ``ValueError`` says why not."""
+    entry = Path(path)
+    meta, problem = _validate(entry, entry.name)
+    if meta is None:
+        raise ValueError(f"{entry} is not a usable cache entry: {problem or 'it does not exist'}")
+    return meta

@@ -1,19 +1,21 @@
 """``CompiledKernel``: one specialization of a kernel, compiled and ready to launch.
 
-It is launchable (``ck[grid](*args)``), path-like (``os.fspath(ck)`` is its
-cache entry directory) and carries the text of every stage (``ck.asm``) and
-its metadata (``ck.metadata``).
+A compiled kernel is launchable (``ck[grid](*args)``), path-like
+(``os.fspath(ck)`` is its cache entry directory) and carries the text of every
+stage (``ck.asm``) and its metadata (``ck.metadata``). Everything it needs to
+launch is in its cache entry, so ``load_compiled(path)`` rebuilds it in a
+process that never saw the kernel's source.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from . import cache, config
+from .arguments import arg_key, arg_spec, to_numpy
 from .errors import (
     DataRaceError,
     DeviceAssertError,
@@ -21,6 +23,10 @@ from .errors import (
     OutOfBoundsError,
     SourceLoc,
 )
+from .frontend import ArgSpec
+from .language.core import Out
+from .outputs import allocate_outputs, bind_arguments
+from .params import describe_params, spec_from_meta
 
 _MODES = {"cpu": 0, "sim": 1}
 _ERRORS = {"oob": OutOfBoundsError, "race": DataRaceError, "assert": DeviceAssertError}
@@ -33,60 +39,113 @@ def check_grid(grid: Any) -> tuple[int, int, int]:
                          f"got {grid!r}")
     g = []
     for d in grid:
-        if isinstance(d, bool) or not isinstance(d, int):
-            d = int(d) if hasattr(d, "__index__") else d
-        if not isinstance(d, int) or d < 0:
+        if not isinstance(d, bool) and hasattr(d, "__index__"):
+            d = d.__index__()
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise ValueError(f"grid dimensions must be non-negative ints, got {grid!r}")
         g.append(d)
-    return (*g, 1, 1)[:3] if len(g) < 3 else tuple(g)
+    return tuple((*g, 1, 1)[:3])
 
 
 class CompiledKernel(os.PathLike):
-    def __init__(self, *, name: str, backend: str, path: Path | None, metadata: dict,
-                 asm: dict[str, str], module: Any = None, param_names: list[str],
-                 ir_params: list[int], source_file: str):
-        self.name = name
-        self.backend = backend
-        self.path = path
+    """A compiled specialization; see the module docstring."""
+
+    def __init__(self, metadata: dict, path: Path | None, asm: dict[str, str],
+                 module: Any = None):
         self.metadata = metadata
+        self.path = path
         self.asm = asm
-        self.module = module
-        self.param_names = param_names
-        self.ir_params = ir_params  # Python parameter index of each IR parameter
-        self.source_file = source_file
-        self._loaded = None
+        self.module = module  # the optimized IR (the interpret backend runs it)
+        self.name: str = metadata["name"]
+        self.backend: str = metadata["backend"]
+        self.arg_names = [p["name"] for p in metadata["params"]]
+        self.specs: list[ArgSpec] = [spec_from_meta(p) for p in metadata["params"]]
+        self.outs = [i for i, p in enumerate(metadata["params"]) if p.get("out")]
+        self.ir_params = [i for i, s in enumerate(self.specs) if s.kind != "constexpr"]
+        self.source_file: str = metadata.get("source_file", "<unknown>")
         self.cache_hit = False  # True when this process found the entry already built
-        if backend in _MODES:
+        self._accepted: set = set()  # launch keys already checked against the specs
+        self._constexpr_values = {n: s.value for n, s in zip(self.arg_names, self.specs,
+                                                             strict=True)
+                                  if s.kind == "constexpr"}
+        self._loaded = None
+        if self.backend in _MODES:
             from .runtime.shim import runtime
 
             rt = runtime()
             self._loaded = rt.load_kernel(path / "kernel.so")
+            self._rt = rt
             self._launch = rt.lib.pypto_launch
             self._fn = self._loaded.fn
             self._stack = self._loaded.stack_bytes
-            self._mode = _MODES[backend]
-            self._rt = rt
+            self._mode = _MODES[self.backend]
 
     # -- path-like --------------------------------------------------------------
     def __fspath__(self) -> str:
-        if self.path is None:
-            raise TypeError(f"{self.name} ({self.backend}) has no cache entry")
         return str(self.path)
 
     def __str__(self) -> str:
-        return str(self.path) if self.path is not None else f"<{self.name} ({self.backend})>"
+        return str(self.path)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, (str, os.PathLike)) and self.path is not None:
+        if isinstance(other, (str, os.PathLike)):
             return os.fspath(other) == str(self.path)
         return self is other
 
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        return f"CompiledKernel({self.name}, backend={self.backend}, path={self.path})"
+        return f"CompiledKernel({self.signature}, backend={self.backend!r}, path='{self.path}')"
 
-    # -- launch -----------------------------------------------------------------
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({describe_params(self.metadata['params'])})"
+
+    # -- launch -------------------------------------------------------------------
+    def __getitem__(self, grid: Any):
+        return functools.partial(self.run, grid=grid)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"compiled kernel {self.name} must be launched over a grid: "
+                        f"ck[grid](...)")
+
+    def run(self, *args: Any, grid: Any, num_threads: int | None = None, **kwargs: Any) -> Any:
+        """Launch with arguments that must match the compiled specialization."""
+        bound, allocated = bind_arguments(self.name, self.arg_names, self.outs, args, kwargs,
+                                          self._constexpr_values)
+        if allocated:
+            allocate_outputs(self.name, self.arg_names, bound, allocated, self._out_description)
+        iargs: list = []
+        fargs: list = []
+        key = []
+        for name, spec, a in zip(self.arg_names, self.specs, bound, strict=True):
+            key.append((a,) if spec.kind == "constexpr" else arg_key(name, a, iargs, fargs))
+        key = tuple(key)
+        if key not in self._accepted:
+            self._check(bound, key)
+            self._accepted.add(key)
+        g = grid(dict(zip(self.arg_names, bound, strict=True))) if callable(grid) else grid
+        self.launch_slots(g, bound, iargs, fargs, num_threads or 0)
+        return _returned(bound, allocated)
+
+    def _out_description(self, i: int) -> Any:
+        like = self.metadata["params"][i]["out"].get("like")
+        return Out(like=like) if like is not None else self.specs[i]
+
+    def _check(self, bound: list, key: tuple) -> None:
+        """Every argument fits the specialization, or a TypeError naming the parameter."""
+        for name, spec, a, k in zip(self.arg_names, self.specs, bound, key, strict=True):
+            if spec.kind == "constexpr":
+                if a is not spec.value and a != spec.value:
+                    raise TypeError(f"{self.name}: constexpr '{name}' was compiled as "
+                                    f"{spec.value!r}, got {a!r}")
+                continue
+            got = arg_spec(name, a, k, specialize=True)
+            problem = _mismatch(spec, got)
+            if problem:
+                raise TypeError(f"{self.name}: argument '{name}' {problem} (this kernel was "
+                                f"compiled for {_describe(spec)}; got {_describe(got)})")
+
     def launch_slots(self, grid: Any, bound: Any, iargs: list, fargs: list,
                      num_threads: int) -> None:
         if type(grid) is tuple and len(grid) == 1 and type(grid[0]) is int and grid[0] >= 0:
@@ -105,75 +164,94 @@ class CompiledKernel(os.PathLike):
         return None
 
     def _interpret(self, grid, bound, iargs, fargs) -> None:
-        from .arguments import to_numpy
         from .interpreter import run
 
-        tensors = [to_numpy(bound[i]) if self.metadata["params"][k]["kind"] == "tensor" else None
-                   for k, i in enumerate(self.ir_params)]
+        tensors = [to_numpy(bound[i]) if self.specs[i].kind == "tensor" else None
+                   for i in self.ir_params]
         run(self.module, tensors, iargs, fargs, grid, kernel_name=self.name)
 
     def _error(self, rec: dict) -> KernelRuntimeError:
         cls = _ERRORS.get(rec["kind"], KernelRuntimeError)
-        ir_params = self.metadata["params"]
-        param = ir_params[rec["param"]]["name"] if 0 <= rec["param"] < len(ir_params) else None
+        k = rec["param"]
+        param = self.arg_names[self.ir_params[k]] if 0 <= k < len(self.ir_params) else None
         loc = SourceLoc(self.source_file, rec["line"], rec["col"]) if rec["line"] else None
-        what = rec["message"] or rec["kind"]
         where = f"{os.path.basename(self.source_file)}:{rec['line']}" if loc else "?"
-        text = f"kernel {self.name}, {where}: {what}"
-        if param is not None:
-            text += f" of {param}[{rec['index']}] out of bounds (valid 0..{rec['extent'] - 1})" \
-                if rec["kind"] == "oob" else f" ({param})"
+        text = f"kernel {self.name}, {where}: {rec['message'] or rec['kind']}"
+        if param is not None and rec["kind"] == "oob":
+            text += (f" of {param}[{rec['index']}] out of bounds "
+                     f"(valid 0..{rec['extent'] - 1})")
+        elif param is not None:
+            text += f" ({param})"
         text += f" in program {rec['pid']}"
         return cls(text, kernel=self.name, loc=loc, pid=rec["pid"], param=param,
                    index=rec["index"])
 
 
-def build_compiled(jitfn: Any, specs: list, backend: str) -> CompiledKernel:
-    """Compile (or fetch from the cache) one specialization of ``jitfn``."""
-    from .compiler import build_entry, cache_key, compile_module, package_digest
-
-    src = jitfn.source
-    names = jitfn.arg_names
-    ir_params = [i for i, s in enumerate(specs) if s.kind != "constexpr"]
-    params_meta = [_param_meta(names[i], specs[i]) for i in ir_params]
-    signature = ", ".join(f"{names[i]}: {specs[i].describe()}" for i in range(len(names)))
-    meta = {"name": src.fn.__name__, "signature": signature, "backend": backend,
-            "params": params_meta, "source_file": src.file}
-    common = dict(name=src.fn.__name__, backend=backend, param_names=names,
-                  ir_params=ir_params, source_file=src.file)
-    timings: dict[str, float] = {}
-    if backend == "interpret":
-        module, optimized = compile_module(src, names, specs, timings)
-        return CompiledKernel(path=None, metadata={**meta, "timings": timings},
-                              asm={}, module=optimized, **common)
-    from .runtime.compiler import cc_identity, compile_flags, host_features_key
-
-    key = cache_key({
-        "source": jitfn.dependency_digest, "specs": [repr(s) for s in specs],
-        "backend": backend, "debug": jitfn.debug, "package": package_digest(),
-        "cc": cc_identity(), "flags": compile_flags(backend), "host": host_features_key(),
-    })
-    t0 = time.perf_counter()
-
-    def build(tmp: Path) -> dict:
-        module, optimized = compile_module(src, names, specs, timings)
-        return build_entry(tmp, src, module, optimized, backend, meta, timings)
-
-    path, entry_meta, built = cache.get_or_build(key, build)
-    if "timing" in config.debug_flags():
-        print(f"[pypto] {meta['name']} ({backend}): {'compiled' if built else 'cache hit'} in "
-              f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}")
-    asm = {k: (path / f).read_text() for k, f in
-           (("ir", "kernel.ir"), ("opt_ir", "kernel.opt.ir"), ("c", "kernel.c"))}
-    kernel = CompiledKernel(path=path, metadata={**entry_meta, "cache_key": key}, asm=asm,
-                            **common)
-    kernel.cache_hit = not built
-    return kernel
+def _returned(bound: list, allocated: list[int]) -> Any:
+    if not allocated:
+        return None
+    outs = tuple(bound[i] for i in allocated)
+    return outs[0] if len(outs) == 1 else outs
 
 
-def _param_meta(name: str, spec: Any) -> dict:
-    out = {"name": name, "kind": spec.kind, "dtype": str(spec.dtype)}
+def _describe(spec: ArgSpec) -> str:
+    text = spec.describe()
     if spec.kind == "tensor":
-        out["shape"] = list(spec.shape)
-        out["strides"] = list(spec.strides)
-    return out
+        strides = ",".join("?" if s is None else str(s) for s in spec.strides)
+        text += f" strides [{strides}]"
+    facts = [k for k, v in spec.facts if v]
+    return text + (f" ({', '.join(facts)})" if facts else "")
+
+
+def _mismatch(expected: ArgSpec, got: ArgSpec) -> str | None:
+    if expected.kind != got.kind:
+        return f"is a {got.kind}, expected a {expected.kind}"
+    if expected.dtype != got.dtype:
+        return f"has dtype {got.dtype}, expected {expected.dtype}"
+    if expected.kind == "tensor":
+        if len(expected.shape) != len(got.shape):
+            return f"has {len(got.shape)} dimensions, expected {len(expected.shape)}"
+        for what, want, have in (("shape", expected.shape, got.shape),
+                                 ("strides", expected.strides, got.strides)):
+            if any(w is not None and w != h for w, h in zip(want, have, strict=True)):
+                return f"has {what} {list(have)}, expected {list(want)}"
+    need = {k for k, v in expected.facts if v}
+    have = {k for k, v in got.facts if v}
+    missing = need - have
+    if missing:
+        return f"lacks {', '.join(sorted(missing))}"
+    return None
+
+
+def load_compiled(path: str | os.PathLike[str]) -> CompiledKernel:
+    """Rebuild a ``CompiledKernel`` from its cache entry, without source and without compiling."""
+    from . import __version__, cache
+    from .runtime.shim import ABI_VERSION
+
+    entry = Path(path)
+    meta = cache.read_entry(entry)
+    if meta.get("package_version") != __version__:
+        raise ValueError(f"{entry} was built by pypto-jit {meta.get('package_version')}, "
+                         f"this is {__version__}: recompile it")
+    if meta["backend"] in _MODES:
+        from .runtime.compiler import host_features_key
+
+        if meta.get("abi") != ABI_VERSION:
+            raise ValueError(f"{entry} speaks runtime ABI {meta.get('abi')}, this runtime "
+                             f"speaks {ABI_VERSION}: recompile it")
+        if meta.get("host") != host_features_key():
+            raise ValueError(f"{entry} was compiled for other CPU features "
+                             f"({meta.get('host')}); this machine is {host_features_key()}")
+    asm = read_asm(entry)
+    module = None
+    if meta["backend"] == "interpret":
+        from .ir.parser import parse_module
+
+        module = parse_module(asm["opt_ir"])
+    return CompiledKernel({**meta, "cache_key": entry.name}, entry, asm, module)
+
+
+def read_asm(entry: Path) -> dict[str, str]:
+    names = {"ir": "kernel.ir", "opt_ir": "kernel.opt.ir", "c": "kernel.c",
+             "sim_c": "kernel.sim.c"}
+    return {k: (entry / f).read_text() for k, f in names.items() if (entry / f).exists()}

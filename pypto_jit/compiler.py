@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config
+from .errors import CompilationError
 from .frontend import ArgSpec, KernelSource, lower
 from .ir import Module
 from .ir.printer import print_module
 from .ir.verifier import verify
+from .params import describe_params, directions, param_meta
 from .passes import run_pipeline
 
 _PACKAGE_DIR = Path(__file__).parent
@@ -48,21 +50,110 @@ def _dump(stage: str, module: Module) -> None:
 
 def build_entry(tmp: Path, src: KernelSource, module: Module, optimized: Module, backend: str,
                 meta: dict, timings: dict[str, float]) -> dict:
-    """Write kernel.py/.ir/.opt.ir/.c/.so into ``tmp``; return the entry's metadata."""
+    """Write kernel.py, kernel.ir, kernel.opt.ir and, for C backends, kernel.c and kernel.so."""
+    (tmp / "kernel.py").write_text(src.text)
+    (tmp / "kernel.ir").write_text(print_module(module))
+    (tmp / "kernel.opt.ir").write_text(print_module(optimized))
+    if backend == "interpret":
+        return {**meta, "timings": dict(timings)}
     from .codegen import render_c
     from .runtime.compiler import compile_shared
 
     t0 = time.perf_counter()
     c_source = render_c(optimized, backend)
-    t1 = time.perf_counter()
-    (tmp / "kernel.py").write_text(src.text)
-    (tmp / "kernel.ir").write_text(print_module(module))
-    (tmp / "kernel.opt.ir").write_text(print_module(optimized))
+    if backend == "cpu":  # the checked variant, for reading beside the fast one
+        (tmp / "kernel.sim.c").write_text(render_c(optimized, "sim"))
+    timings["render"] = time.perf_counter() - t0
     (tmp / "kernel.c").write_text(c_source)
     result = compile_shared(tmp / "kernel.c", tmp / "kernel.so", backend)
-    timings["render"] = t1 - t0
     timings["cc"] = float(result["seconds"])
     return {**meta, "compiler_cmd": list(map(str, result["cmd"])), "timings": dict(timings)}
+
+
+def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
+    """Compile (or fetch from the cache) one specialization of a kernel."""
+    from . import cache
+    from .compiled import CompiledKernel, read_asm
+
+    src = jitfn.source
+    names = jitfn.arg_names
+    key_parts = {
+        "source": jitfn.dependency_digest, "specs": [repr(s) for s in specs],
+        "backend": backend, "debug": jitfn.debug, "package": package_digest(),
+    }
+    meta = {"name": src.fn.__name__, "backend": backend, "source_file": src.file,
+            "package_version": __version__}
+    if backend != "interpret":
+        from .runtime.compiler import cc_identity, compile_flags, host_features_key
+        from .runtime.shim import ABI_VERSION
+
+        host = host_features_key()
+        key_parts.update(cc=cc_identity(), flags=compile_flags(backend), host=host)
+        meta.update(host=host, abi=ABI_VERSION)
+    key = cache_key(key_parts)
+    timings: dict[str, float] = {}
+    optimized_in_memory: list[Module] = []
+
+    def build(tmp: Path) -> dict:
+        t0 = time.perf_counter()
+        module, optimized = compile_module(src, names, specs, timings)
+        optimized_in_memory.append(optimized)
+        dirs = directions(optimized)
+        _check_outputs(jitfn, specs, dirs)
+        params = _params_meta(jitfn, specs, dirs)
+        signature = f"{meta['name']}({describe_params(params)})"
+        entry = build_entry(tmp, src, module, optimized, backend,
+                            {**meta, "params": params, "signature": signature}, timings)
+        entry["compile_seconds"] = time.perf_counter() - t0
+        return entry
+
+    t0 = time.perf_counter()
+    path, entry_meta, built = cache.get_or_build(key, build)
+    if "timing" in config.debug_flags():
+        what = "compiled" if built else "cache hit"
+        print(f"[pypto] {meta['name']} ({backend}): {what} in "
+              f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}",
+              file=sys.stderr)
+    asm = read_asm(path)
+    module = None
+    if backend == "interpret":
+        if optimized_in_memory:
+            module = optimized_in_memory[0]
+        else:
+            from .ir.parser import parse_module
+
+            module = parse_module(asm["opt_ir"])
+    kernel = CompiledKernel({**entry_meta, "cache_key": key}, path, asm, module)
+    kernel.cache_hit = not built
+    return kernel
+
+
+def _params_meta(jitfn, specs: list[ArgSpec], dirs: dict[int, str]) -> list[dict]:
+    out, k = [], 0
+    for i, (name, spec) in enumerate(zip(jitfn.arg_names, specs, strict=True)):
+        direction = None
+        if spec.kind != "constexpr":
+            direction = dirs.get(k)
+            k += 1
+        out.append(param_meta(name, spec, direction, jitfn.outs.get(i)))
+    return out
+
+
+def _check_outputs(jitfn, specs: list[ArgSpec], dirs: dict[int, str]) -> None:
+    """A ``pl.Out`` parameter the kernel also reads cannot be allocated for the caller."""
+    k = 0
+    for i, spec in enumerate(specs):
+        if spec.kind == "constexpr":
+            continue
+        if i in jitfn.outs and dirs.get(k) == "inout":
+            arg = jitfn.source.tree.args.args[i]
+            loc = jitfn.source.loc(arg)
+            raise CompilationError(
+                f"parameter '{arg.arg}' is declared pl.Out, but the kernel also loads from it "
+                "(its direction is inout): an output that is read must hold the caller's "
+                "data, so it cannot be allocated; drop pl.Out and pass it in place",
+                loc, jitfn.source.source_line(loc))
+        k += 1
 
 
 _package_digest: str | None = None

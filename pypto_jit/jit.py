@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import inspect
 import threading
 from collections.abc import Callable, Sequence
@@ -16,19 +17,23 @@ from typing import Any
 
 from . import config
 from .arguments import arg_key, arg_spec
-from .compiled import CompiledKernel, build_compiled
-from .frontend import KernelSource
+from .compiled import CompiledKernel
+from .frontend import ArgSpec, KernelSource
 from .language import core as lang
+from .outputs import MISSING, allocate_outputs, bind_arguments
 
 Grid = tuple[int, ...] | Callable[[dict], tuple[int, ...]]
 
 
 def _is_constexpr_annotation(ann: Any) -> bool:
-    return ann is lang.constexpr or ann == "pl.constexpr" or ann == "constexpr" or (
-        isinstance(ann, str) and ann.endswith(".constexpr"))
+    if ann is lang.constexpr:
+        return True
+    return isinstance(ann, str) and (ann == "constexpr" or ann.endswith(".constexpr"))
 
 
 class JITFunction:
+    """A kernel: launch it with ``kernel[grid](*args)``; see the package README."""
+
     __pypto_jit__ = True
 
     def __init__(self, fn: Callable, *, backend: str | None = None,
@@ -38,19 +43,22 @@ class JITFunction:
         self.fn = fn
         self.backend = backend
         self.debug = debug
-        sig = inspect.signature(fn)
-        self.params = list(sig.parameters.values())
+        self.params = _parameters(fn)
         self.arg_names = [p.name for p in self.params]
         self.constexprs = frozenset(i for i, p in enumerate(self.params)
                                     if _is_constexpr_annotation(p.annotation))
         self._constexpr_flags = [i in self.constexprs for i in range(len(self.params))]
+        self.outs = {i: p.annotation for i, p in enumerate(self.params)
+                     if isinstance(p.annotation, lang.Out)}
         self.defaults = {p.name: p.default for p in self.params
                          if p.default is not inspect.Parameter.empty}
         self.no_specialize = frozenset(
             self.arg_names.index(d) if isinstance(d, str) else d for d in do_not_specialize)
         self._kernels: dict[Any, CompiledKernel] = {}
+        self._last: CompiledKernel | None = None
         self._compile_lock = threading.Lock()
         functools.update_wrapper(self, fn)
+        self.__doc__ = self._doc()
 
     @functools.cached_property
     def source(self) -> KernelSource:
@@ -63,86 +71,129 @@ class JITFunction:
     def __getitem__(self, grid: Grid) -> Callable[..., Any]:
         return functools.partial(self.run, grid=grid)
 
-    def __repr__(self) -> str:
-        return f"JITFunction({self.fn.__module__}.{self.fn.__qualname__})"
+    # -- signature --------------------------------------------------------------
+    @property
+    def signature(self) -> str:
+        """``name(param: direction dtype[shape], ...)`` of the last specialization compiled.
 
-    # -- launch ---------------------------------------------------------------
+        Before any compile, tensor directions are unknown (they are read off the IR)
+        except for ``pl.Out`` parameters.
+        """
+        if self._last is not None:
+            return self._last.signature
+        parts = []
+        for i, name in enumerate(self.arg_names):
+            if i in self.constexprs:
+                parts.append(f"{name}: constexpr")
+            elif i in self.outs:
+                parts.append(f"{name}: out")
+            else:
+                parts.append(name)
+        return f"{self.fn.__name__}({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return f"<pypto.jit kernel {self.signature}>"
+
+    def _doc(self) -> str:
+        doc = inspect.getdoc(self.fn) or ""
+        return f"{self.signature}\n\n{doc}".rstrip()
+
+    # -- launch -----------------------------------------------------------------
     def run(self, *args: Any, grid: Grid, num_threads: int | None = None,
             backend: str | None = None, **kwargs: Any) -> Any:
-        bound = self._bind(args, kwargs)
+        if len(args) + len(kwargs) == len(self.arg_names) and self._all_named(args, kwargs):
+            bound = args if not kwargs else [*args, *map(kwargs.__getitem__,
+                                                         self.arg_names[len(args):])]
+            allocated = None
+        else:
+            bound, allocated = self._bind(args, kwargs)
         backend = backend or self.backend or config.default_backend()
         iargs: list = []
         fargs: list = []
         key = [backend]
-        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound):
-            if is_constexpr or a is None:
-                key.append((a,))
-            else:
-                key.append(arg_key(name, a, iargs, fargs))
+        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound,
+                                         strict=False):  # bound may be a tuple
+            key.append((a,) if is_constexpr or a is None else arg_key(name, a, iargs, fargs))
         key = tuple(key)
         kernel = self._kernels.get(key)
         if kernel is None:
             kernel = self._compile(key, bound, backend)
         g = grid(dict(zip(self.arg_names, bound, strict=True))) if callable(grid) else grid
-        return kernel.launch_slots(g, bound, iargs, fargs, num_threads or 0)
+        kernel.launch_slots(g, bound, iargs, fargs, num_threads or 0)
+        if allocated:
+            outs = tuple(bound[i] for i in allocated)
+            return outs[0] if len(outs) == 1 else outs
+        return None
 
-    def _bind(self, args: tuple, kwargs: dict) -> Sequence:
-        if len(args) + len(kwargs) == len(self.arg_names):  # the common case: all given
-            if not kwargs:
-                return args
-            try:
-                return [*args, *map(kwargs.__getitem__, self.arg_names[len(args):])]
-            except KeyError:
-                pass  # an unknown or repeated name: let the full binding explain
-        n = len(self.arg_names)
-        if len(args) > n:
-            raise TypeError(f"{self.fn.__name__}() takes {n} arguments "
-                            f"({', '.join(self.arg_names)}) but {len(args)} were given")
-        bound = list(args) + [_MISSING] * (n - len(args))
-        for k, v in kwargs.items():
-            if k not in self.arg_names:
-                raise TypeError(f"{self.fn.__name__}() got an unexpected argument '{k}'")
-            i = self.arg_names.index(k)
-            if bound[i] is not _MISSING:
-                raise TypeError(f"{self.fn.__name__}() got multiple values for '{k}'")
-            bound[i] = v
-        for i, v in enumerate(bound):
-            if v is _MISSING:
-                name = self.arg_names[i]
-                if name not in self.defaults:
-                    kind = "constexpr " if i in self.constexprs else ""
-                    raise TypeError(f"{self.fn.__name__}() missing {kind}argument '{name}'")
-                bound[i] = self.defaults[name]
-        return bound
+    def _all_named(self, args: tuple, kwargs: dict) -> bool:
+        """Every parameter is given exactly once (the launch fast path)."""
+        if not kwargs:
+            return True
+        tail = self.arg_names[len(args):]
+        return len(tail) == len(kwargs) and all(n in kwargs for n in tail)
 
-    # -- compile ----------------------------------------------------------------
-    def specs(self, bound: list, key: tuple) -> list:
-        from .frontend import ArgSpec
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list, list[int]]:
+        bound, allocated = bind_arguments(self.fn.__name__, self.arg_names, list(self.outs),
+                                          args, kwargs, self.defaults)
+        if allocated:
+            allocate_outputs(self.fn.__name__, self.arg_names, bound, allocated,
+                             self.outs.__getitem__)
+        return bound, allocated
 
+    def warmup(self, *args: Any, grid: Grid | None = None, backend: str | None = None,
+               **kwargs: Any) -> CompiledKernel:
+        """Compile for these arguments without launching; returns the ``CompiledKernel``.
+
+        Arguments may be real tensors or ``pypto.TensorSpec(shape, dtype)`` placeholders;
+        left-out ``pl.Out`` parameters are described from their annotation.
+        """
+        del grid  # accepted for symmetry with a launch; compiling does not need it
+        bound, allocated = bind_arguments(self.fn.__name__, self.arg_names, list(self.outs),
+                                          args, kwargs, self.defaults)
+        if allocated:
+            from .arguments import TensorSpec
+
+            allocate_outputs(self.fn.__name__, self.arg_names, bound, allocated,
+                             self.outs.__getitem__)
+            for i in allocated:  # keep no data: compile for the allocation's layout only
+                a = bound[i]
+                bound[i] = TensorSpec(tuple(a.shape), a.dtype, _element_strides(a))
+        backend = backend or self.backend or config.default_backend()
+        key = [backend]
+        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound,
+                                         strict=True):
+            key.append((a,) if is_constexpr or a is None else arg_key(name, a, [], []))
+        key = tuple(key)
+        kernel = self._kernels.get(key)
+        return kernel if kernel is not None else self._compile(key, bound, backend)
+
+    # -- compile ------------------------------------------------------------------
+    def specs(self, bound: Sequence, key: tuple) -> list[ArgSpec]:
         specs = []
         for i, a in enumerate(bound):
-            name = self.arg_names[i]
-            if i in self.constexprs or a is None:
-                specs.append(ArgSpec("constexpr", value=a.value if isinstance(
-                    a, lang.constexpr) else a))
+            if i in self.constexprs or a is None or a is MISSING:
+                value = a.value if isinstance(a, lang.constexpr) else a
+                specs.append(ArgSpec("constexpr", value=value))
             else:
-                specs.append(arg_spec(name, a, key[i + 1], i not in self.no_specialize))
+                specs.append(arg_spec(self.arg_names[i], a, key[i + 1],
+                                      i not in self.no_specialize))
         return specs
 
-    def _compile(self, key: tuple, bound: list, backend: str) -> CompiledKernel:
+    def _compile(self, key: tuple, bound: Sequence, backend: str) -> CompiledKernel:
+        from .compiler import compile_kernel
+
         with self._compile_lock:
             kernel = self._kernels.get(key)
             if kernel is None:
-                specs = self.specs(bound, key)
-                kernel = build_compiled(self, specs, backend)
+                kernel = compile_kernel(self, self.specs(bound, key), backend)
                 self._kernels[key] = kernel
+                self._last = kernel
+                self.__doc__ = self._doc()
         return kernel
 
     @functools.cached_property
     def dependency_digest(self) -> str:
         """Source of this kernel and of every @jit helper and constexpr global it can reach."""
-        import hashlib
-
         h = hashlib.sha256(self.source.text.encode())
         for name in sorted(_global_names(self.source.tree)):
             value = self.fn.__globals__.get(name)
@@ -153,16 +204,23 @@ class JITFunction:
         return h.hexdigest()
 
 
+def _parameters(fn: Callable) -> list[inspect.Parameter]:
+    """The parameters, with string annotations (``from __future__ import annotations``)
+    evaluated when they can be, so ``pl.Out(...)`` and ``pl.constexpr`` are recognized."""
+    try:
+        return list(inspect.signature(fn, eval_str=True).parameters.values())
+    except Exception:  # an annotation that does not evaluate: keep the strings
+        return list(inspect.signature(fn).parameters.values())
+
+
+def _element_strides(a: Any) -> tuple[int, ...]:
+    if hasattr(a, "stride") and callable(a.stride):
+        return tuple(a.stride())
+    return tuple(s // a.itemsize for s in a.strides)
+
+
 def _global_names(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
 
 
 def jit(fn: Callable | None = None, *, backend: str | None = None,
@@ -172,6 +230,3 @@ def jit(fn: Callable | None = None, *, backend: str | None = None,
         return JITFunction(f, backend=backend, do_not_specialize=do_not_specialize, debug=debug)
 
     return wrap(fn) if fn is not None else wrap
-
-
-__all__ = ["JITFunction", "jit"]

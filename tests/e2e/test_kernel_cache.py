@@ -9,10 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import needs_cc
 
 from pypto_jit import cache
-
-from conftest import needs_cc
 
 SCRIPT = textwrap.dedent(
     """
