@@ -7,7 +7,17 @@ so the two can never disagree. Ops whose result type is chosen by the caller
 
 from __future__ import annotations
 
-from .ops import BINARY, BITWISE, COMPARE, FLOAT_UNARY, UNARY, Op
+from .ops import (
+    ATOMIC_KINDS,
+    BINARY,
+    BITWISE,
+    COMPARE,
+    FLOAT_UNARY,
+    REDUCE_KINDS,
+    SCAN_KINDS,
+    UNARY,
+    Op,
+)
 from .types import (
     BlockType,
     PtrType,
@@ -168,9 +178,99 @@ def _where(operands, attrs, declared):
     return a
 
 
+def _fma(operands, attrs, declared):
+    t = _same(Op.FMA, operands)
+    _need(not is_ptr(t) and scalar_of(t).is_float, f"fma needs float operands, got {t}")
+    return t
+
+
+def _bitcast(operands, attrs, declared):
+    src = operands[0]
+    _need(declared is not None and shape(declared) == shape(src) and not is_ptr(declared)
+          and not is_ptr(src) and scalar_of(declared).bits == scalar_of(src).bits,
+          f"bitcast needs a same-width, same-shape type: {src} -> {declared}")
+    return declared
+
+
+def _permute(operands, attrs, declared):
+    src, order = operands[0], attrs.get("order")
+    shp = shape(src)
+    _need(isinstance(order, tuple) and sorted(order) == list(range(len(shp))) and len(shp) > 0,
+          f"permute order {order} is not a permutation of the axes of {src}")
+    return BlockType(elem(src), tuple(shp[i] for i in order))
+
+
+def _reduced_shape(src: Type, attrs: dict) -> tuple[int, ...]:
+    shp, axis = shape(src), attrs.get("axis")
+    _need(isinstance(src, BlockType) and isinstance(axis, int) and 0 <= axis < len(shp),
+          f"axis {axis} is out of range for {src}")
+    if attrs.get("keep_dims"):
+        return shp[:axis] + (1,) + shp[axis + 1:]
+    return shp[:axis] + shp[axis + 1:]
+
+
+def _reduce(operands, attrs, declared):
+    src, kind = operands[0], attrs.get("kind")
+    _need(kind in REDUCE_KINDS, f"unknown reduction {kind!r}")
+    _need(not is_ptr(src), "reduction of pointers")
+    if kind in ("and", "or", "xor"):
+        _need(scalar_of(src).is_int, f"reduction {kind} needs integers, got {src}")
+    e = i32 if kind in ("argmax", "argmin") else scalar_of(src)
+    shp = _reduced_shape(src, attrs)
+    return BlockType(e, shp) if shp else e
+
+
+def _scan(operands, attrs, declared):
+    src = operands[0]
+    _need(attrs.get("kind") in SCAN_KINDS, f"unknown scan {attrs.get('kind')!r}")
+    _reduced_shape(src, attrs)  # checks the axis
+    _need(not is_ptr(src), "scan of pointers")
+    return src
+
+
+def _dot(operands, attrs, declared):
+    a, b, acc = operands
+    ok = all(isinstance(t, BlockType) and len(t.shape) == 2 for t in operands)
+    _need(ok, f"dot needs 2-D blocks, got {a}, {b}, {acc}")
+    (m, k), (k2, n) = a.shape, b.shape
+    _need(k == k2 and acc.shape == (m, n),
+          f"dot shapes do not agree: [{m},{k}] x [{k2},{n}] -> {list(acc.shape)}")
+    _need(a.elem == b.elem and not is_ptr(a), f"dot operands differ: {a.elem} vs {b.elem}")
+    return acc
+
+
+def _atomic_rmw(operands, attrs, declared):
+    p, v = operands[0], operands[1]
+    _need(attrs.get("kind") in ATOMIC_KINDS, f"unknown atomic {attrs.get('kind')!r}")
+    _need(is_ptr(p) and v == with_elem(p, scalar_of(p)), f"atomic of {v} through {p}")
+    if len(operands) > 2:
+        _need(operands[2] == with_elem(p, i1), f"atomic mask must be {with_elem(p, i1)}")
+    return v
+
+
+def _atomic_cas(operands, attrs, declared):
+    p, cmp, v = operands
+    value_t = with_elem(p, scalar_of(p))
+    _need(is_ptr(p) and cmp == value_t and v == value_t, f"atomic_cas of {v} through {p}")
+    return v
+
+
+def _device_assert(operands, attrs, declared):
+    _need(scalar_of(operands[0]) == i1, f"device_assert needs a boolean condition, got "
+          f"{operands[0]}")
+    return None
+
+
+def _print(operands, attrs, declared):
+    return None
+
+
 _RULES = {
     Op.CONST: _const, Op.PROGRAM_ID: _grid, Op.NUM_PROGRAMS: _grid,
     Op.DIM: _layout, Op.STRIDE: _layout, Op.ARANGE: _arange, Op.SPLAT: _splat,
     Op.BROADCAST: _broadcast, Op.RESHAPE: _reshape, Op.EXPAND_DIMS: _expand_dims,
     Op.CAST: _cast, Op.ADDPTR: _addptr, Op.LOAD: _load, Op.STORE: _store, Op.WHERE: _where,
+    Op.FMA: _fma, Op.BITCAST: _bitcast, Op.PERMUTE: _permute, Op.REDUCE: _reduce,
+    Op.SCAN: _scan, Op.DOT: _dot, Op.ATOMIC_RMW: _atomic_rmw, Op.ATOMIC_CAS: _atomic_cas,
+    Op.DEVICE_ASSERT: _device_assert, Op.PRINT: _print,
 }  # fmt: skip

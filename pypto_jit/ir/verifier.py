@@ -32,6 +32,9 @@ _ARITY: dict[Op, tuple[int, int | None]] = {
     Op.ADDPTR: (2, 2), Op.LOAD: (1, 3), Op.STORE: (2, 3), Op.WHERE: (3, 3),
     Op.FOR: (3, None), Op.IF: (1, 1), Op.WHILE: (0, None),
     Op.YIELD: (0, None), Op.CONDITION: (1, None),
+    Op.FMA: (3, 3), Op.BITCAST: (1, 1), Op.PERMUTE: (1, 1), Op.REDUCE: (1, 1), Op.SCAN: (1, 1),
+    Op.DOT: (3, 3), Op.ATOMIC_RMW: (2, 3), Op.ATOMIC_CAS: (3, 3), Op.DEVICE_ASSERT: (1, 1),
+    Op.PRINT: (0, None),
 }  # fmt: skip
 _ARITY |= {op: (1, 1) for op in UNARY} | {op: (2, 2) for op in BINARY | COMPARE}
 _REGIONS = {Op.FOR: 1, Op.IF: 2, Op.WHILE: 2}
