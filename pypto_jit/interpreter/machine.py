@@ -19,7 +19,16 @@ import numpy as np
 from ..ir.nodes import Block, Module, Operation, Value
 from ..ir.ops import CONTROL, TERMINATORS
 from ..ir.types import ScalarType
-from . import control, elementwise, memory, structure  # noqa: F401 - registers the rules
+from . import (  # noqa: F401 - registers the rules
+    atomics,
+    blockops,
+    control,
+    debug,
+    elementwise,
+    mathops,
+    memory,
+    structure,
+)
 from .memory import TensorArg, bind_tensor
 from .numerics import from_python
 from .registry import Ptr, rule_for

@@ -1,4 +1,4 @@
-"""Tensor arguments as flat element views, and the ADDPTR/LOAD/STORE rules.
+"""Tensor arguments as flat element views, bounds checks, and the ADDPTR/LOAD/STORE rules.
 
 A pointer addresses element ``o`` of a tensor parameter exactly like a C
 pointer would: the byte at ``data + o * itemsize``, whatever the tensor's
@@ -68,7 +68,7 @@ def _addptr(ctx, op, ptr: Ptr, off):
     return Ptr(ptr.param, ptr.off + as_int64(off))
 
 
-def _check_bounds(ctx, op, what: str, tensor: TensorArg, off: np.ndarray, mask) -> None:
+def check_bounds(ctx, op, what: str, tensor: TensorArg, off: np.ndarray, mask) -> None:
     bad = (off < 0) | (off >= tensor.span)
     if mask is not None:
         bad &= mask
@@ -93,7 +93,7 @@ def _load(ctx, op, ptr: Ptr, mask=None, other=None):
     off = np.asarray(ptr.off)
     if mask is not None:
         mask = np.asarray(mask)
-    _check_bounds(ctx, op, "load from", tensor, off, mask)
+    check_bounds(ctx, op, "load from", tensor, off, mask)
     if mask is None:
         raw = tensor.flat[off]
     else:
@@ -113,7 +113,7 @@ def _store(ctx, op, ptr: Ptr, value, mask=None):
     off = np.asarray(ptr.off)
     if mask is not None:
         mask = np.asarray(mask)
-    _check_bounds(ctx, op, "store to", tensor, off, mask)
+    check_bounds(ctx, op, "store to", tensor, off, mask)
     raw = bf16_bits(value) if tensor.bf16 else np.asarray(value)
     if mask is None:
         tensor.flat[off] = raw

@@ -88,6 +88,28 @@ def _loop(b: Builder, pid: Value, n: Value, acc0: Value) -> Value:
     return b.emit(Op.FOR, (pid, n, one, acc0), (f32,), regions=(body,)).result
 
 
+def _block_ops(b: Builder, pid, ptrs, mask, ints, v1, v2, v3, v4, halves) -> None:
+    """The block computations, atomics and debugging ops, on [4, 8] blocks."""
+    b.typed(Op.FMA, v3, v2, v1)
+    b.typed(Op.BITCAST, v4, declared=BlockType(i32, (4, 8)))
+    b.typed(Op.BITCAST, ints, declared=BlockType(f32, (4, 8)))
+    halves_t = b.typed(Op.PERMUTE, halves, order=(1, 0))  # [8, 4]
+    b.typed(Op.PERMUTE, ptrs, order=(1, 0))
+    b.typed(Op.DOT, halves, halves_t, b.splat(b.const(0.0, f32), (4, 4)))
+    b.typed(Op.REDUCE, v4, kind="sum", axis=1, keep_dims=False)
+    b.typed(Op.REDUCE, ints, kind="argmax", axis=0, keep_dims=True)
+    row = b.typed(Op.REDUCE, ints, kind="xor", axis=0)  # [8]
+    b.typed(Op.REDUCE, row, kind="min", axis=0)  # a scalar
+    b.typed(Op.SCAN, v4, kind="sum", axis=1, reverse=False)
+    b.typed(Op.SCAN, ints, kind="prod", axis=0, reverse=True)
+    b.typed(Op.ATOMIC_RMW, ptrs, v4, mask, kind="add")
+    b.typed(Op.ATOMIC_RMW, ptrs, v4, kind="xchg")
+    b.typed(Op.ATOMIC_CAS, ptrs, v1, v4)
+    b.typed(Op.DEVICE_ASSERT, mask, msg='n "fits"')
+    b.emit(Op.PRINT, (pid, v4, ptrs), (), {"prefix": "values: "})
+    b.emit(Op.PRINT, (), (), {"prefix": ""})
+
+
 def every_op_module() -> Module:
     """A valid kernel that uses every op, every scalar type and every attr value kind."""
     b = Builder()
@@ -115,6 +137,7 @@ def every_op_module() -> Module:
     ints = offs2
     for op in (Op.IDIV, Op.MOD, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR, Op.ADD, Op.SUB, Op.MUL):
         ints = b.typed(op, ints, offs2)
+    ints = b.typed(Op.UMULHI, ints, offs2)
     for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAXIMUM, Op.MINIMUM):
         v3 = b.typed(op, v3, v2)
     for op in sorted(COMPARE, key=lambda o: o.value):
@@ -122,7 +145,8 @@ def every_op_module() -> Module:
     v4 = b.typed(Op.WHERE, mask, v1, v3)
     b.typed(Op.STORE, ptrs, v4, mask)
     b.typed(Op.STORE, ptrs, v4)
-    b.cast(v4, BlockType(f16, (4, 8)))
+    halves = b.cast(v4, BlockType(f16, (4, 8)))
+    _block_ops(b, pid, ptrs, mask, ints, v1, v2, v3, v4, halves)
     consts = {
         "i1": True, "i8": -128, "i16": 7, "i32": -(2**31), "i64": 2**63 - 1, "u8": 255,
         "u16": 1, "u32": 2**32 - 1, "u64": 2**64 - 1, "f16": -0.0, "bf16": math.inf,
@@ -400,6 +424,50 @@ def test_hand_written_text():
     assert ops[8].results[0].type == BlockType(f32, (128,))
     assert ops[9].results[0].type == i32
     assert ops[10].op is Op.STORE and ops[10].operands[1] is ops[8].results[0]
+    assert parse_module(print_module(m)) == m
+
+
+NEW_OPS_TEXT = """
+kernel @k(%x: ptr<f32> tensor(shape=[6], strides=[1])) {
+  %r = arange {start=0, end=6}
+  %xs = splat %x : block<ptr<f32>,[6]>
+  %p = addptr %xs, %r
+  %v = load %p
+  %m = reshape %v : block<f32,[2,3]>
+  %t = permute %m {order=[1, 0]}
+  %z = const {value=0.0} : f32
+  %zz = splat %z : block<f32,[2,2]>
+  %d = dot %m, %t, %zz
+  %s = reduce %d {kind="sum", axis=1, keep_dims}
+  %i = reduce %v {kind="argmax", axis=0}
+  %c = scan %v {kind="prod", axis=0, reverse}
+  %o = atomic_rmw %p, %c {kind="max"}
+  %w = atomic_cas %p, %v, %o
+  %e = erf %w
+  %f = fma %e, %e, %w
+  %b = bitcast %f : block<i32,[6]>
+  %h = umulhi %b, %b
+  %g = gt %w, %v
+  device_assert %g {msg="grew"}
+  print %i, %s {prefix="i, s: "}
+}"""
+
+
+def test_hand_written_new_ops_infer_their_types():
+    m = parse_module(NEW_OPS_TEXT)
+    verify(m)
+    types = {op.op: op.results[0].type for op in m.body.ops if op.results}
+    assert types[Op.PERMUTE] == BlockType(f32, (3, 2))
+    assert types[Op.DOT] == BlockType(f32, (2, 2))
+    assert types[Op.REDUCE] == i32  # the last reduce: argmax of a 1-D block is a scalar
+    assert [op.results[0].type for op in m.body.ops if op.op is Op.REDUCE][0] == BlockType(
+        f32, (2, 1)
+    )
+    assert types[Op.SCAN] == types[Op.ATOMIC_RMW] == types[Op.ATOMIC_CAS] == BlockType(f32, (6,))
+    assert types[Op.UMULHI] == BlockType(i32, (6,))
+    attrs = {op.op: op.attr_dict for op in m.body.ops}
+    assert attrs[Op.SCAN] == {"kind": "prod", "axis": 0, "reverse": True}
+    assert attrs[Op.DEVICE_ASSERT] == {"msg": "grew"} and attrs[Op.PRINT] == {"prefix": "i, s: "}
     assert parse_module(print_module(m)) == m
 
 
