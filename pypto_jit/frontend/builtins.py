@@ -1,7 +1,11 @@
 """Lowering rules for the ``pl.*`` builtins: one small rule per builtin.
 
 A rule receives the lowering context and the call's arguments as frontend
-values (Python constants or ``Tensor``s) and returns a frontend value.
+values (Python constants or ``Tensor``s) and returns a frontend value. Its
+signature is the builtin's (Triton's), so arguments bind exactly as they do in
+Triton. This file holds the registry, shared helpers, block creation, casts
+and the compile-time and debugging builtins; the other rules live in
+``rules_*.py`` (imported at the bottom so that they register).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable
 from ..ir import Op
 from ..ir import types as irt
 from ..language.core import dtype as pl_dtype
-from .semantic import literal_type
+from .semantic import broadcast_shapes, literal_type
 from .values import SemanticError, Tensor, describe
 
 RULES: dict[str, Callable] = {}
@@ -44,6 +48,12 @@ def const_int(x, what: str) -> int:
     return x
 
 
+def const_bool(x, what: str) -> bool:
+    if not isinstance(x, (bool, int)):
+        raise SemanticError(f"{what} must be a compile-time boolean, got {describe(x)}")
+    return bool(x)
+
+
 def const_shape(shape, what: str = "shape") -> tuple[int, ...]:
     dims = (shape,) if isinstance(shape, int) else shape
     if not isinstance(dims, (tuple, list)) or not dims:
@@ -56,10 +66,39 @@ def const_shape(shape, what: str = "shape") -> tuple[int, ...]:
     return out
 
 
+def varargs_shape(dims: tuple, what: str) -> tuple[int, ...]:
+    """``f(x, (M, N))`` and ``f(x, M, N)`` are both accepted, as in Triton."""
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return const_shape(dims, what)
+
+
 def as_dtype(x, what: str = "dtype") -> irt.ScalarType:
     if isinstance(x, pl_dtype):
         return x.ir
     raise SemanticError(f"{what} must be a pl dtype such as pl.float32, got {describe(x)}")
+
+
+def numeric(lw, x, what: str) -> Tensor:
+    """``x`` as a tensor that is not a pointer."""
+    t = lw.sem.to_tensor(x)
+    if t.is_ptr:
+        raise SemanticError(f"{what} is not defined on pointers, got {t.type}")
+    return t
+
+
+def shape_of(*tensors: Tensor) -> tuple[int, ...]:
+    shp: tuple[int, ...] = ()
+    for t in tensors:
+        shp = broadcast_shapes(shp, t.shape)
+    return shp
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 # -- program geometry ----------------------------------------------------------------
@@ -102,114 +141,46 @@ def _zeros(lw, shape, dtype):
     return _full(lw, shape, 0, dtype)
 
 
-# -- memory -----------------------------------------------------------------------
-@rule("load")
-def _load(lw, pointer, mask=None, other=None):
-    p = _pointer(pointer, "pl.load")
-    sem = lw.sem
-    mask_t = _mask(lw, mask)
-    if mask_t is not None:
-        shp = _shape_of(p, mask_t)
-        p, mask_t = sem.broadcast_to(p, shp), sem.broadcast_to(mask_t, shp)
-    operands = [p.value] + ([mask_t.value] if mask_t is not None else [])
-    if mask_t is not None and other is not None:
-        o = sem.broadcast_to(sem.cast(sem.to_tensor(other), p.scalar), p.shape)
-        operands.append(o.value)
-    return Tensor(lw.b.typed(Op.LOAD, *operands))
+@rule("full_like")
+def _full_like(lw, input, value, dtype=None):  # noqa: A002 - Triton's parameter name
+    x = numeric(lw, input, "pl.full_like")
+    t = as_dtype(dtype) if dtype is not None else x.scalar
+    return lw.sem.broadcast_to(lw.sem.to_tensor(value, t), x.shape)
 
 
-@rule("store")
-def _store(lw, pointer, value, mask=None):
-    p = _pointer(pointer, "pl.store")
-    sem = lw.sem
-    v = sem.to_tensor(value, None) if not isinstance(value, Tensor) else value
-    if not p.is_block and v.is_block:
-        raise SemanticError(f"pl.store of a {v.type} block through a single pointer {p.type}")
-    mask_t = _mask(lw, mask)
-    shp = _shape_of(p, mask_t) if mask_t is not None else p.shape
-    p = sem.broadcast_to(p, shp)
-    v = sem.broadcast_to(sem.cast(v, p.scalar), shp)
-    operands = [p.value, v.value]
-    if mask_t is not None:
-        operands.append(sem.broadcast_to(mask_t, shp).value)
-    lw.b.typed(Op.STORE, *operands)
-    return None
+@rule("zeros_like")
+def _zeros_like(lw, input):  # noqa: A002
+    return _full_like(lw, input, 0)
 
 
-def _pointer(x, what: str) -> Tensor:
-    if not isinstance(x, Tensor) or not x.is_ptr:
-        raise SemanticError(f"{what} expects a pointer or block of pointers, got {describe(x)}")
-    return x
+@rule("to_tensor")
+def _to_tensor(lw, x):
+    return lw.sem.to_tensor(x)
 
 
-def _mask(lw, mask) -> Tensor | None:
-    if mask is None or mask is True:
-        return None
-    m = lw.sem.to_tensor(mask)
-    if not m.scalar.is_bool:
-        raise SemanticError(f"mask must be a boolean (int1) block, got {m.type}")
-    return m
-
-
-def _shape_of(*tensors: Tensor) -> tuple[int, ...]:
-    from .semantic import broadcast_shapes
-
-    shp: tuple[int, ...] = ()
-    for t in tensors:
-        shp = broadcast_shapes(shp, t.shape)
-    return shp
-
-
-# -- elementwise ------------------------------------------------------------------
+# -- casts --------------------------------------------------------------------------
 @rule("where")
 def _where(lw, condition, x, y):
     return lw.sem.where(condition, x, y)
 
 
 @rule("cast")
-def _cast(lw, input, dtype):  # noqa: A002 - Triton's parameter name
-    return lw.sem.cast(input, as_dtype(dtype))
-
-
-def _math_rule(name: str, op: Op) -> None:
-    @rule(name)
-    def _math(lw, x):
-        return lw.sem.math(op, x, name)
-
-
-for _name, _op in [("exp", Op.EXP), ("exp2", Op.EXP2), ("log", Op.LOG), ("log2", Op.LOG2),
-                   ("sqrt", Op.SQRT), ("rsqrt", Op.RSQRT), ("sin", Op.SIN), ("cos", Op.COS),
-                   ("floor", Op.FLOOR), ("ceil", Op.CEIL)]:
-    _math_rule(_name, _op)
-
-
-@rule("abs")
-def _abs(lw, x):
-    x = lw.sem.to_tensor(x)
-    if x.scalar.is_unsigned or x.scalar.is_bool:
+def _cast(lw, input, dtype, fp_downcast_rounding=None, bitcast=False):  # noqa: A002
+    t = as_dtype(dtype)
+    if fp_downcast_rounding not in (None, "rtne"):
+        raise SemanticError(f"fp_downcast_rounding={fp_downcast_rounding!r} is not supported; "
+                            "casts round to nearest even")
+    if not const_bool(bitcast, "bitcast"):
+        return lw.sem.cast(input, t)
+    x = numeric(lw, input, "bitcast")
+    if x.scalar == t:
         return x
-    return lw.sem.unary(Op.ABS, x)
+    if x.scalar.bits != t.bits or t.is_bool:
+        raise SemanticError(f"cannot bitcast {x.scalar} to {t}: the widths differ")
+    return Tensor(lw.b.typed(Op.BITCAST, x.value, declared=irt.with_elem(x.type, t)))
 
 
-@rule("maximum")
-def _maximum(lw, x, y):
-    return lw.sem.minmax(Op.MAXIMUM, x, y)
-
-
-@rule("minimum")
-def _minimum(lw, x, y):
-    return lw.sem.minmax(Op.MINIMUM, x, y)
-
-
-@rule("cdiv")
-def _cdiv(lw, x, div):
-    if not isinstance(x, Tensor) and not isinstance(div, Tensor):
-        return -(-const_int(x, "cdiv x") // const_int(div, "cdiv div"))
-    total = lw.sem.binary(Op.ADD, x, lw.sem.binary(Op.SUB, div, 1))
-    return lw.sem.binary(Op.IDIV, total, div)
-
-
-# -- compile time ------------------------------------------------------------------
+# -- compile time, hints and debugging --------------------------------------------------
 @rule("static_assert")
 def _static_assert(lw, cond, msg=""):
     if isinstance(cond, Tensor):
@@ -223,5 +194,71 @@ def _static_print(lw, *values):
     print(*(str(v.type) if isinstance(v, Tensor) else v for v in values))
 
 
+@rule("device_print")
+def _device_print(lw, prefix, *args, hex=False):  # noqa: A002 - Triton's parameter name
+    if not isinstance(prefix, str):
+        raise SemanticError(f"pl.device_print: the prefix must be a string, got {describe(prefix)}")
+    if hex:
+        raise SemanticError("pl.device_print(hex=True) is not supported")
+    values = [numeric(lw, a, "pl.device_print").value for a in args]
+    lw.b.typed(Op.PRINT, *values, prefix=prefix)
+
+
+@rule("device_assert")
+def _device_assert(lw, cond, msg="", mask=None):
+    if not isinstance(msg, str):
+        raise SemanticError(f"pl.device_assert: the message must be a string, got {describe(msg)}")
+    if not isinstance(cond, Tensor) and cond and mask is None:
+        return  # statically true
+    c = numeric(lw, cond, "pl.device_assert")
+    if not c.scalar.is_bool:
+        c = lw.sem.compare(Op.NE, c, 0)
+    if mask is not None:  # masked-off lanes pass
+        m = numeric(lw, mask, "pl.device_assert mask")
+        if not m.scalar.is_bool:
+            raise SemanticError(f"mask must be a boolean (int1) block, got {m.type}")
+        c = lw.sem.binary(Op.OR, c, lw.sem.unary(Op.NOT, m))
+    lw.b.typed(Op.DEVICE_ASSERT, c.value, msg=msg)
+
+
+def _hint_rule(name: str) -> None:
+    @rule(name)
+    def _hint(lw, input, values):  # noqa: A002
+        items = values if isinstance(values, (tuple, list)) else (values,)
+        for v in items:
+            const_int(v, f"pl.{name} value")
+        return input  # a hint only: the address pass derives what it needs itself
+
+    _hint.__name__ = f"_{name}"
+
+
+for _name in ("multiple_of", "max_contiguous", "max_constancy"):
+    _hint_rule(_name)
+
+
+@rule("assume")
+def _assume(lw, cond):
+    return None  # a hint for the optimizer; nothing to check at run time
+
+
+@rule("debug_barrier")
+def _debug_barrier(lw):
+    return None  # the programs of a grid never share a block of threads
+
+
+def _loop_only(name: str) -> None:
+    @rule(name)
+    def _iterable(lw, *args, **kwargs):
+        raise SemanticError(f"pl.{name}(...) can only be used as the iterable of a 'for' loop")
+
+
+for _name in ("range", "static_range"):
+    _loop_only(_name)
+
+
 def literal_or_tensor_type(x) -> irt.ScalarType:
     return x.scalar if isinstance(x, Tensor) else literal_type(x)
+
+
+# The remaining rules register themselves on import.
+from . import rules_math, rules_memory, rules_reduce, rules_shape  # noqa: E402, F401

@@ -10,10 +10,12 @@ the type the body gives it (``acc = 0`` then ``acc += x`` is fine).
 from __future__ import annotations
 
 import ast
+import inspect
 
 from ..errors import TypeCheckError
 from ..ir import Op
 from ..ir import types as irt
+from ..language import builtins as lang
 from .semantic import broadcast_shapes, computation_type, literal_type
 from .values import Tensor, describe
 
@@ -143,21 +145,39 @@ class ControlFlow:
         if not isinstance(node.target, ast.Name):
             raise self.error(node.target, "the loop variable must be a single name")
         it = node.iter
-        if not (isinstance(it, ast.Call) and it.args):
-            raise self.error(it, "kernels can loop only over range(...) or pl.static_range(...)")
-        fn = self.visit(it.func)
+        fn = self.visit(it.func) if isinstance(it, ast.Call) else None
+        if fn not in (range, lang.range, lang.static_range):
+            raise self.error(it, "kernels can loop only over range(...), pl.range(...) or "
+                             "pl.static_range(...)")
         args = [self.visit(a) for a in it.args]
-        if fn is range:
-            self._runtime_for(node, *_range_args(args, self, it))
-        elif getattr(fn, "__name__", "") == "static_range":
-            self._static_for(node, range(*args))
+        kwargs = {k.arg: self.visit(k.value) for k in it.keywords if k.arg is not None}
+        if fn is range and kwargs:
+            raise self.error(it, "range() takes no keyword arguments; pl.range(...) takes "
+                             "loop hints", TypeCheckError)
+        try:  # bind like the marker's signature (pl.range hints are accepted and ignored)
+            bound = inspect.signature(fn if fn is not range else lang.static_range).bind(
+                *args, **kwargs)
+        except TypeError as e:
+            raise self.error(it, f"{_loop_name(fn)}: {e}", TypeCheckError) from None
+        a = bound.arguments
+        bounds = [x for x in (a["arg1"], a.get("arg2"), a.get("step")) if x is not None]
+        if fn is lang.static_range:
+            self._static_for(node, _static_range(bounds, self, it))
         else:
-            raise self.error(it, "kernels can loop only over range(...) or pl.static_range(...)")
+            self._runtime_for(node, *_range_args(bounds, self, it))
 
     def _static_for(self, node: ast.For, values: range) -> None:
         for v in values:
             self.env[node.target.id] = v
             self.visit_body(node.body)
+
+    def visit_Break(self, node: ast.Break) -> None:
+        raise self.error(node, "'break' is not supported in a kernel: loops run to the end; "
+                         "use a 'while' loop whose condition turns false instead")
+
+    def visit_Continue(self, node: ast.Continue) -> None:
+        raise self.error(node, "'continue' is not supported in a kernel; put the rest of the "
+                         "loop body under an 'if' instead")
 
     def _runtime_for(self, node: ast.For, start, stop, step) -> None:
         if all(not isinstance(x, Tensor) for x in (start, stop, step)):
@@ -268,6 +288,20 @@ def _scalar(x) -> irt.ScalarType | None:
             raise TypeError(f"range() bounds must be scalars, got {x.type}")
         return x.scalar
     return literal_type(x) if isinstance(x, int) else None
+
+
+def _loop_name(fn) -> str:
+    return "range()" if fn is range else f"pl.{fn.__name__}()"
+
+
+def _static_range(args, lw, node) -> range:
+    for a in args:
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise lw.error(node, "pl.static_range bounds must be compile-time integers, got "
+                           f"{describe(a)}", TypeCheckError)
+    if len(args) == 3 and args[2] == 0:
+        raise lw.error(node, "pl.static_range() step must not be zero", TypeCheckError)
+    return range(*args)
 
 
 def _range_args(args, lw, node):

@@ -125,11 +125,13 @@ class Lowering(ControlFlow, ast.NodeVisitor):
 
     def visit_Assert(self, node: ast.Assert) -> None:
         cond = self.visit(node.test)
-        if isinstance(cond, Tensor):
-            raise self.error(node, "'assert' on a run-time value is not supported yet")
-        if not cond:
-            msg = self.visit(node.msg) if node.msg is not None else "assertion failed"
-            raise self.error(node, f"static assertion failed: {msg}", TypeCheckError)
+        msg = self.visit(node.msg) if node.msg is not None else None
+        if isinstance(cond, Tensor):  # a run-time condition: checked on the device
+            text = str(msg) if msg is not None else ast.unparse(node.test)
+            call_builtin(self, "device_assert", [cond, text], {})
+        elif not cond:
+            text = msg if msg is not None else "assertion failed"
+            raise self.error(node, f"static assertion failed: {text}", TypeCheckError)
 
     # -- expressions --------------------------------------------------------------
     def visit_Constant(self, node: ast.Constant):
@@ -292,8 +294,13 @@ class Lowering(ControlFlow, ast.NodeVisitor):
             return self.py_minmax(fn, args, node)
         if fn in (int, float, bool, len, abs) and not any(isinstance(a, Tensor) for a in args):
             return fn(*args, **kwargs)
-        if fn is print:
+        if fn is print:  # as Triton: device_print, unless everything is known now
+            if any(isinstance(a, Tensor) for a in args):
+                prefix = args.pop(0) if args and isinstance(args[0], str) else ""
+                return call_builtin(self, "device_print", [prefix, *args], {})
             return call_builtin(self, "static_print", args, {})
+        if isinstance(getattr(fn, "__self__", None), lang.dtype):  # x.dtype.is_floating()
+            return fn(*args, **kwargs)
         name = getattr(fn, "__name__", describe(fn))
         raise self.error(node, f"calling '{name}' is not supported in a kernel; only pl.* "
                          "functions and other @pypto.jit functions can be called")
@@ -323,6 +330,13 @@ class _BoundMethod:
 
 def _is_jit(obj) -> bool:
     return getattr(obj, "__pypto_jit__", False) is True
+
+
+def _is_constexpr_annotation(ann: ast.expr | None) -> bool:
+    if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
+        return ann.value.split(".")[-1] == "constexpr"
+    return (isinstance(ann, ast.Attribute) and ann.attr == "constexpr"
+            or isinstance(ann, ast.Name) and ann.id == "constexpr")
 
 
 def _closure_vars(fn) -> dict:
@@ -376,6 +390,11 @@ class LoweringContext:
                     raise caller.error(node, f"{src.fn.__name__}() missing argument '{n}'",
                                        TypeCheckError)
                 env[n] = Lowering(src, caller.b, {}, self).visit(defaults[n])
+        for a in params.args:
+            if _is_constexpr_annotation(a.annotation) and isinstance(env[a.arg], Tensor):
+                raise caller.error(node, f"{src.fn.__name__}() parameter '{a.arg}' is a "
+                                   f"constexpr, but got the run-time value {env[a.arg].type}",
+                                   TypeCheckError)
         self.depth += 1
         try:
             callee = Lowering(src, caller.b, env, self)

@@ -6,6 +6,7 @@ lowers each through its rule. Calling one from ordinary Python raises.
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,13 @@ class Out:
         if self.like is not None:
             return f"pl.Out(like={self.like!r})"
         return f"pl.Out(shape={self.shape!r}, dtype={self.dtype!r})"
+
+
+class PropagateNan(enum.Enum):
+    """Triton's NaN policy for maximum/minimum/clamp; pypto always propagates NaN."""
+
+    NONE = 0
+    ALL = 0xFFFF
 
 
 BUILTINS: dict[Callable, str] = {}
