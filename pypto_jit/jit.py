@@ -48,6 +48,9 @@ class JITFunction:
         self.constexprs = frozenset(i for i, p in enumerate(self.params)
                                     if _is_constexpr_annotation(p.annotation))
         self._constexpr_flags = [i in self.constexprs for i in range(len(self.params))]
+        # Parameter names from position i on: a launch that passes i positional arguments
+        # and the rest by name binds with one map over _tails[i].
+        self._tails = [tuple(self.arg_names[i:]) for i in range(len(self.arg_names) + 1)]
         self.outs = {i: p.annotation for i, p in enumerate(self.params)
                      if isinstance(p.annotation, lang.Out)}
         self.defaults = {p.name: p.default for p in self.params
@@ -101,12 +104,14 @@ class JITFunction:
     # -- launch -----------------------------------------------------------------
     def run(self, *args: Any, grid: Grid, num_threads: int | None = None,
             backend: str | None = None, **kwargs: Any) -> Any:
-        if len(args) + len(kwargs) == len(self.arg_names) and self._all_named(args, kwargs):
-            bound = args if not kwargs else [*args, *map(kwargs.__getitem__,
-                                                         self.arg_names[len(args):])]
-            allocated = None
-        else:
-            bound, allocated = self._bind(args, kwargs)
+        bound, allocated = args, None
+        if kwargs or len(args) != len(self.arg_names):
+            try:  # the common case: the trailing parameters (constexprs) given by name
+                if len(args) + len(kwargs) != len(self.arg_names):
+                    raise KeyError
+                bound = [*args, *map(kwargs.__getitem__, self._tails[len(args)])]
+            except (KeyError, IndexError):
+                bound, allocated = self._bind(args, kwargs)
         backend = backend or self.backend or config.default_backend()
         iargs: list = []
         fargs: list = []
@@ -124,13 +129,6 @@ class JITFunction:
             outs = tuple(bound[i] for i in allocated)
             return outs[0] if len(outs) == 1 else outs
         return None
-
-    def _all_named(self, args: tuple, kwargs: dict) -> bool:
-        """Every parameter is given exactly once (the launch fast path)."""
-        if not kwargs:
-            return True
-        tail = self.arg_names[len(args):]
-        return len(tail) == len(kwargs) and all(n in kwargs for n in tail)
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list, list[int]]:
         bound, allocated = bind_arguments(self.fn.__name__, self.arg_names, list(self.outs),

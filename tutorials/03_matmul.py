@@ -1,0 +1,211 @@
+"""Tutorial 03: matrix multiplication.
+
+Triton's matmul tutorial with only the import changed: each program computes one
+BLOCK_SIZE_M x BLOCK_SIZE_N tile of C with 2-D pointer arithmetic, walking K in
+BLOCK_SIZE_K steps with masks for the ragged end, and the programs are ordered in
+groups of GROUP_SIZE_M rows of tiles ("super-grouping") so that neighbouring
+programs reuse the same tiles of A and B. fp32 and fp16 inputs (fp16 accumulates
+in fp32), any strides (B may be a transposed view), an optional fused leaky ReLU.
+
+    python tutorials/03_matmul.py            # check + benchmark table
+    python tutorials/03_matmul.py --quick    # small sizes (used by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+import pypto_jit as pypto
+import pypto_jit.language as pl
+from pypto_jit.testing import do_bench, print_table
+
+
+@pypto.jit
+def matmul_kernel(
+    a_ptr,
+    b_ptr,
+    c_ptr,
+    M,
+    N,
+    K,
+    stride_am,
+    stride_ak,
+    stride_bk,
+    stride_bn,
+    stride_cm,
+    stride_cn,
+    BLOCK_SIZE_M: pl.constexpr,
+    BLOCK_SIZE_N: pl.constexpr,
+    BLOCK_SIZE_K: pl.constexpr,
+    GROUP_SIZE_M: pl.constexpr,
+    ACTIVATION: pl.constexpr,
+):
+    """C = A @ B with A (M, K) and B (K, N)."""
+    # program id -> the tile of C it computes, in grouped order
+    pid = pl.program_id(axis=0)
+    num_pid_m = pl.cdiv(M, BLOCK_SIZE_M)
+    num_pid_n = pl.cdiv(N, BLOCK_SIZE_N)
+    num_pid_in_group = GROUP_SIZE_M * num_pid_n
+    group_id = pid // num_pid_in_group
+    first_pid_m = group_id * GROUP_SIZE_M
+    group_size_m = min(num_pid_m - first_pid_m, GROUP_SIZE_M)
+    pid_m = first_pid_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    # pointers to the first blocks of A and B; the modulo keeps the ragged edge in bounds
+    offs_am = (pid_m * BLOCK_SIZE_M + pl.arange(0, BLOCK_SIZE_M)) % M
+    offs_bn = (pid_n * BLOCK_SIZE_N + pl.arange(0, BLOCK_SIZE_N)) % N
+    offs_k = pl.arange(0, BLOCK_SIZE_K)
+    a_ptrs = a_ptr + (offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak)
+    b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
+
+    # accumulate a tile of C in fp32, advancing the pointers along K
+    accumulator = pl.zeros((BLOCK_SIZE_M, BLOCK_SIZE_N), dtype=pl.float32)
+    for k in range(0, pl.cdiv(K, BLOCK_SIZE_K)):
+        a = pl.load(a_ptrs, mask=offs_k[None, :] < K - k * BLOCK_SIZE_K, other=0.0)
+        b = pl.load(b_ptrs, mask=offs_k[:, None] < K - k * BLOCK_SIZE_K, other=0.0)
+        accumulator = pl.dot(a, b, accumulator)
+        a_ptrs += BLOCK_SIZE_K * stride_ak
+        b_ptrs += BLOCK_SIZE_K * stride_bk
+    if ACTIVATION == "leaky_relu":
+        accumulator = leaky_relu(accumulator)
+    c = accumulator.to(c_ptr.dtype)
+
+    # write back the tile of C, masked at the edges
+    offs_cm = pid_m * BLOCK_SIZE_M + pl.arange(0, BLOCK_SIZE_M)
+    offs_cn = pid_n * BLOCK_SIZE_N + pl.arange(0, BLOCK_SIZE_N)
+    c_ptrs = c_ptr + stride_cm * offs_cm[:, None] + stride_cn * offs_cn[None, :]
+    c_mask = (offs_cm[:, None] < M) & (offs_cn[None, :] < N)
+    pl.store(c_ptrs, c, mask=c_mask)
+
+
+@pypto.jit
+def leaky_relu(x):
+    return pl.where(x >= 0, x, 0.01 * x)
+
+
+CONFIG = dict(BLOCK_SIZE_M=64, BLOCK_SIZE_N=128, BLOCK_SIZE_K=64, GROUP_SIZE_M=8)
+
+
+def matmul(a, b, activation="", backend=None, config=None):
+    """a @ b (fp32 or fp16 inputs; the result has a's dtype), any strides."""
+    assert a.shape[1] == b.shape[0], "incompatible dimensions"
+    M, K = a.shape
+    K, N = b.shape
+    c = torch.empty((M, N), dtype=a.dtype)
+    cfg = dict(CONFIG, **(config or {}))
+    grid = lambda META: (  # noqa: E731
+        pypto.cdiv(M, META["BLOCK_SIZE_M"]) * pypto.cdiv(N, META["BLOCK_SIZE_N"]),
+    )
+    matmul_kernel[grid](
+        a,
+        b,
+        c,
+        M,
+        N,
+        K,
+        a.stride(0),
+        a.stride(1),
+        b.stride(0),
+        b.stride(1),
+        c.stride(0),
+        c.stride(1),
+        ACTIVATION=activation,
+        backend=backend,
+        **cfg,
+    )
+    return c
+
+
+def bench(fn, **kwargs) -> float:
+    """do_bench after a pause: torch's and BLAS's worker threads spin for a while after
+    their last call, and on a small machine they would steal the cores being measured."""
+    time.sleep(0.1)
+    return do_bench(fn, **kwargs)
+
+
+def check(backends=("cpu", "sim", "interpret")) -> None:
+    torch.manual_seed(0)
+    for backend in backends:
+        small = backend == "interpret"
+        m, n, k = (45, 37, 70) if small else (129, 97, 200)  # nothing divides the blocks
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        torch.testing.assert_close(matmul(a, b, backend=backend), a @ b, rtol=1e-4, atol=1e-4)
+        bt = torch.randn(n, k).t()  # a transposed (non-contiguous) B
+        torch.testing.assert_close(matmul(a, bt, backend=backend), a @ bt, rtol=1e-4, atol=1e-4)
+        ah, bh = a.half(), b.half()
+        ref = (ah.float() @ bh.float()).half()  # fp16 inputs, fp32 accumulation
+        torch.testing.assert_close(matmul(ah, bh, backend=backend), ref, rtol=1e-3, atol=1e-2)
+        ref = torch.nn.functional.leaky_relu(a @ b, 0.01)
+        got = matmul(
+            a,
+            b,
+            activation="leaky_relu",
+            backend=backend,
+            config=dict(BLOCK_SIZE_M=16, BLOCK_SIZE_N=24, BLOCK_SIZE_K=8, GROUP_SIZE_M=3),
+        )
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    print(
+        f"matmul (fp32, fp16, transposed B, leaky ReLU) matches torch.matmul on "
+        f"{', '.join(backends)}"
+    )
+
+
+def benchmark(sizes, out_dir=None) -> str:
+    rows = []
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        an, bn = a.numpy(), b.numpy()
+        flops = 2 * n**3
+        t_pp = bench(lambda: matmul(a, b), warmup=1, rep=5)  # noqa: B023
+        t_th = bench(lambda: torch.matmul(a, b), warmup=1, rep=5)  # noqa: B023
+        t_np = bench(lambda: np.matmul(an, bn), warmup=1, rep=5)  # noqa: B023
+        ah, bh = a.half(), b.half()
+        t_pph = bench(lambda: matmul(ah, bh), warmup=1, rep=3)  # noqa: B023
+        rows.append(
+            [
+                n,
+                flops / t_pp / 1e9,
+                flops / t_th / 1e9,
+                flops / t_np / 1e9,
+                flops / t_pph / 1e9,
+                t_th / t_pp,
+            ]
+        )
+    table = print_table(
+        "matmul, square (GFLOP/s, median)",
+        [
+            "M=N=K",
+            "pypto-jit fp32",
+            "torch fp32",
+            "numpy fp32",
+            "pypto-jit fp16",
+            "pypto/torch fp32",
+        ],
+        rows,
+    )
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "03_matmul.md"), "w") as f:
+            f.write(table + "\n")
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
+    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
+    parser.add_argument("--out", default=None, help="directory for the benchmark table")
+    args = parser.parse_args(argv)
+    if not args.bench:
+        check()
+    benchmark([128, 256] if args.quick else [256, 512, 1024, 2048], args.out)
+
+
+if __name__ == "__main__":
+    main()
