@@ -49,7 +49,7 @@ def _dump(stage: str, module: Module) -> None:
 
 
 def build_entry(tmp: Path, src: KernelSource, module: Module, optimized: Module, backend: str,
-                meta: dict, timings: dict[str, float]) -> dict:
+                meta: dict, timings: dict[str, float], debug: bool = False) -> dict:
     """Write kernel.py, kernel.ir, kernel.opt.ir and, for C backends, kernel.c and kernel.so."""
     (tmp / "kernel.py").write_text(src.text)
     (tmp / "kernel.ir").write_text(print_module(module))
@@ -60,9 +60,9 @@ def build_entry(tmp: Path, src: KernelSource, module: Module, optimized: Module,
     from .runtime.compiler import compile_shared
 
     t0 = time.perf_counter()
-    c_source = render_c(optimized, backend)
+    c_source = render_c(optimized, backend, debug=debug)
     if backend == "cpu":  # the checked variant, for reading beside the fast one
-        (tmp / "kernel.sim.c").write_text(render_c(optimized, "sim"))
+        (tmp / "kernel.sim.c").write_text(render_c(optimized, "sim", debug=debug))
     timings["render"] = time.perf_counter() - t0
     (tmp / "kernel.c").write_text(c_source)
     result = compile_shared(tmp / "kernel.c", tmp / "kernel.so", backend)
@@ -103,7 +103,8 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
         params = _params_meta(jitfn, specs, dirs)
         signature = f"{meta['name']}({describe_params(params)})"
         entry = build_entry(tmp, src, module, optimized, backend,
-                            {**meta, "params": params, "signature": signature}, timings)
+                            {**meta, "params": params, "signature": signature}, timings,
+                            debug=jitfn.debug)
         entry["compile_seconds"] = time.perf_counter() - t0
         return entry
 

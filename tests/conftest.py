@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -11,6 +12,7 @@ import pytest
 # Tests never touch the user's cache. Each xdist worker gets its own directory.
 if "PYPTO_TEST_KEEP_CACHE_DIR" not in os.environ:
     os.environ["PYPTO_CACHE_DIR"] = tempfile.mkdtemp(prefix="pypto-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PYPTO_CACHE_DIR"], ignore_errors=True)
 
 BACKENDS = ["cpu", "sim", "interpret"]
 C_BACKENDS = ["cpu", "sim"]

@@ -3,7 +3,8 @@
 Scalars are C locals. A block is either *stored* -- a stack array of the register
 type filled by one flat loop over the block's numel -- or *virtual*: a function from
 a lane index to a C expression, for blocks that cost an instruction or two per lane
-to recompute (splats, aranges, pointer and index arithmetic). Consumers read lanes
+to recompute (splats, aranges, pointer and index arithmetic, masks, f32/f64 add, sub
+and mul). Consumers read lanes
 through ``lane(v, ix)`` and never care which; a virtual block is never stored, so a
 contiguous load only evaluates its pointer's lane 0 per row.
 
@@ -23,7 +24,7 @@ from ..errors import SourceLoc
 from ..ir.nodes import Block, Module, Operation, Value
 from ..ir.ops import TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
-from .ctype import mem, reg
+from .ctype import reg
 
 Rule = Callable[["Emitter", Operation], None]
 RULES: dict[Op, Rule] = {}
@@ -58,9 +59,10 @@ def c_type(t: Type) -> str:
 
 
 class Emitter:
-    def __init__(self, module: Module, mode: str):
+    def __init__(self, module: Module, mode: str, debug: bool = False):
         self.module = module
         self.mode = mode
+        self.debug = debug  # device_assert live outside sim mode
         self.lines: list[str] = []
         self.depth = 1
         self.stack_bytes = 0
@@ -168,6 +170,12 @@ class Emitter:
         name = self.declare(v)
         self.loop(v.type.numel, f"{name}[i] = {lanes.at('i')};")
 
+    def fail(self, op: Operation, kind: str, param: int, index: str, extent: str, msg: str) -> str:
+        """C statement returning a run-time error of ``kind`` at ``op``'s source location."""
+        line, col = (op.loc.line, op.loc.col) if op.loc is not None else (0, 0)
+        where = f"{line}, {col}, {param}, pid0, pid1, pid2"
+        return f"return pypto_fail(ctx, {kind}, {where}, {index}, {extent}, {c_string(msg)});"
+
     # -- regions -----------------------------------------------------------------------
     def block(self, block: Block) -> Operation | None:
         """Render ``block``'s ops; return its terminator (the caller renders that)."""
@@ -217,9 +225,22 @@ class Emitter:
             self.emit(f"memcpy({self.name(d)}, {self.name(s)}, sizeof({self.name(d)}));")
 
 
+def c_string(text: str) -> str:
+    """A C string literal for ``text`` (UTF-8; escapes quotes, backslashes, controls)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127 and ch != "?":  # '?' could start a trigraph
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
 def _line_directive(loc: SourceLoc) -> str:
-    file = loc.file.replace("\\", "\\\\").replace('"', '\\"')
-    return f'#line {max(loc.line, 1)} "{file}"'
+    return f"#line {max(loc.line, 1)} {c_string(loc.file)}"
 
 
 _SIZES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4}
@@ -229,8 +250,3 @@ _SIZES |= {"float": 4, "uint64_t": 8, "int64_t": 8, "double": 8}
 def _size(t: BlockType) -> int:
     """Bytes per element of a block's C array."""
     return _SIZES[c_type(t)]
-
-
-def mem_type(t: Type) -> str:
-    """Memory C type of the elements a pointer (block) ``t`` points to."""
-    return mem(scalar_of(t))

@@ -28,6 +28,7 @@ _BOOL = {
 _FLOAT_FN = {
     Op.EXP: "exp", Op.EXP2: "exp2", Op.LOG: "log", Op.LOG2: "log2", Op.SQRT: "sqrt",
     Op.SIN: "sin", Op.COS: "cos", Op.FLOOR: "floor", Op.CEIL: "ceil", Op.ABS: "fabs",
+    Op.ERF: "erf", Op.TANH: "tanh",
 }  # fmt: skip
 # f16/bf16 results of these ops are representable already: no rounding needed.
 _EXACT = frozenset({Op.NEG, Op.ABS, Op.FLOOR, Op.CEIL, Op.MAXIMUM, Op.MINIMUM})
@@ -83,7 +84,7 @@ def _int_binary(op: Op, t: ScalarType, a: str, b: str) -> str:
             return f"({c})(({a}) {_BOOL[op]} ({b}))"
         if op in (Op.SHL, Op.SHR):
             return f"({a})"  # shift count modulo 1 is 0
-        if op is Op.MOD:
+        if op in (Op.MOD, Op.UMULHI):
             return f"({c})0"
         raise NotImplementedError(f"C rule for {op} on {t}")
     if op in _ARITH:
@@ -107,6 +108,11 @@ def _int_binary(op: Op, t: ScalarType, a: str, b: str) -> str:
         return f"(({a}) > ({b}) ? ({a}) : ({b}))"
     if op is Op.MINIMUM:
         return f"(({a}) < ({b}) ? ({a}) : ({b}))"
+    if op is Op.UMULHI:  # high half of the product of the operands as UNSIGNED (as Triton)
+        wide = {8: "uint32_t", 16: "uint32_t", 32: "uint64_t", 64: "unsigned __int128"}[t.bits]
+        narrow = f"uint{t.bits}_t"  # the operand's bits, zero-extended (not sign-extended)
+        ua, ub = f"({wide})({narrow})({a})", f"({wide})({narrow})({b})"
+        return f"({c})(({ua} * {ub}) >> {t.bits})"
     raise NotImplementedError(f"C rule for {op} on {t}")
 
 
@@ -133,6 +139,28 @@ def binary(op: Op, t: ScalarType, a: str, b: str) -> str:
 
 def where(c: str, a: str, b: str) -> str:
     return f"(({c}) ? ({a}) : ({b}))"
+
+
+def fma(t: ScalarType, a: str, b: str, c: str) -> str:
+    """a * b + c rounded once in f32/f64 (then to f16/bf16: f16 products are exact in f32)."""
+    return rounded(f"{_fn('fma', t)}({a}, {b}, {c})", t)
+
+
+# Bits of a register value of a float type, as an unsigned int of its width, and back.
+_TO_BITS = {
+    "f16": "pypto_f32_to_f16({})", "bf16": "(uint16_t)(pypto_f2u({}) >> 16)",
+    "f32": "pypto_f2u({})", "f64": "pypto_d2u({})",
+}  # fmt: skip
+_FROM_BITS = {
+    "f16": "pypto_f16_to_f32((uint16_t)({}))", "bf16": "pypto_bf16_to_f32((uint16_t)({}))",
+    "f32": "pypto_u2f((uint32_t)({}))", "f64": "pypto_u2d((uint64_t)({}))",
+}  # fmt: skip
+
+
+def bitcast(src: ScalarType, dst: ScalarType, a: str) -> str:
+    """Reinterpret the bits of ``a`` (same width) as ``dst``."""
+    bits = _TO_BITS[src.name].format(a) if src.is_float else f"({a})"
+    return _FROM_BITS[dst.name].format(bits) if dst.is_float else f"({reg(dst)})({bits})"
 
 
 def cast(src: ScalarType, dst: ScalarType, a: str) -> str:

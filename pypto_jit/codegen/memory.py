@@ -25,24 +25,24 @@ def _addptr(r: Emitter, op: Operation) -> None:
     r.elementwise(op, lambda p, off: f"({p} + (int64_t)({off}))", cheap=True)
 
 
-def _param(op: Operation) -> int:
+def param_of(op: Operation) -> int:
     k = op.attr("param")
     if k is None:
         raise ValueError(f"{op.op} has no 'param' attr: run passes.address.annotate_addresses")
     return k
 
 
-def _check(r: Emitter, op: Operation, k: int, ptr: Value, mask: Value | None, what: str) -> None:
+def check_access(
+    r: Emitter, op: Operation, k: int, ptr: Value, mask: Value | None, what: str
+) -> None:
     """Sim mode: return an OOB error from the program if an active lane is out of bounds."""
-    loc = op.loc
-    where = f"{loc.line if loc else 0}, {loc.col if loc else 0}, {k}, pid0, pid1, pid2"
     span = f"p{k}_span"
 
     def bad(ix: str) -> str:
         active = f"{r.lane(mask, ix)} && " if mask is not None else ""
         return f"{active}(uint64_t)({r.lane(ptr, ix)} - p{k}_lo) >= (uint64_t){span}"
 
-    fail = f'return pypto_oob(ctx, {where}, {r.lane(ptr, "i")}, {span}, "{what}");'
+    fail = r.fail(op, "PYPTO_ERR_OOB", k, r.lane(ptr, "i"), span, what)
     if not isinstance(ptr.type, BlockType):
         r.emit(f"if ({bad('i')}) {fail}")
         return
@@ -71,9 +71,9 @@ def _rows(r: Emitter, ptr: Value, line: str, row_ptr: str) -> None:
 @rule(Op.LOAD)
 def _load(r: Emitter, op: Operation) -> None:
     ptr, mask, other = (list(op.operands) + [None, None])[:3]
-    k, t, v = _param(op), scalar_of(ptr.type), op.result
+    k, t, v = param_of(op), scalar_of(ptr.type), op.result
     if r.mode == "sim":
-        _check(r, op, k, ptr, mask, "load")
+        check_access(r, op, k, ptr, mask, "load")
     if not isinstance(v.type, BlockType):
         x = load_convert(t, f"p{k}[{r.lane(ptr)}]")
         if mask is not None:
@@ -102,9 +102,9 @@ def _load(r: Emitter, op: Operation) -> None:
 @rule(Op.STORE)
 def _store(r: Emitter, op: Operation) -> None:
     ptr, val, mask = (list(op.operands) + [None])[:3]
-    k, t = _param(op), scalar_of(ptr.type)
+    k, t = param_of(op), scalar_of(ptr.type)
     if r.mode == "sim":
-        _check(r, op, k, ptr, mask, "store")
+        check_access(r, op, k, ptr, mask, "store")
     if not isinstance(ptr.type, BlockType):
         guard = f"if ({r.name(mask)}) " if mask is not None else ""
         r.emit(f"{guard}p{k}[{r.lane(ptr)}] = {store_convert(t, r.name(val))};")

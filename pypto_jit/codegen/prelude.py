@@ -43,7 +43,7 @@ _IVDEP = """\
 # glibc's libmvec has SIMD versions of these; declaring them lets gcc vectorize loops
 # that call them without -ffast-math. Opt-in: the object then needs -lmvec, which only
 # the compiler driver knows it can give (it defines PYPTO_USE_LIBMVEC when it links it).
-_MVEC_FUNCS = ("exp", "exp2", "log", "log2", "sin", "cos")
+_MVEC_FUNCS = ("exp", "exp2", "log", "log2", "sin", "cos", "erf", "tanh")
 _MVEC = (
     "#if defined(PYPTO_USE_LIBMVEC) && defined(__x86_64__) && defined(__GLIBC__)\n"
     + "".join(
@@ -62,6 +62,14 @@ _SNIPPETS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "pypto_u2f": (
         "static inline float pypto_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }\n",
+        (),
+    ),
+    "pypto_d2u": (
+        "static inline uint64_t pypto_d2u(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }\n",
+        (),
+    ),
+    "pypto_u2d": (
+        "static inline double pypto_u2d(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }\n",
         (),
     ),
     # F. Giesen's float_to_half_fast3_rtne, as selects: overflow/NaN, subnormal (the FPU
@@ -132,14 +140,15 @@ static int64_t pypto_span(const int64_t *shape, const int64_t *strides, int rank
 """,
         (),
     ),
-    "pypto_oob": (
+    # Fills the error record; a failing program returns its result (1).
+    "pypto_fail": (
         """\
-static int pypto_oob(const pypto_ctx *ctx, int32_t line, int32_t col, int32_t param,
-                     int64_t pid0, int64_t pid1, int64_t pid2, int64_t index, int64_t extent,
-                     const char *what) {
+static int pypto_fail(const pypto_ctx *ctx, int32_t kind, int32_t line, int32_t col,
+                      int32_t param, int64_t pid0, int64_t pid1, int64_t pid2, int64_t index,
+                      int64_t extent, const char *what) {
   pypto_error *e = ctx->err;
   if (!e) return 1;
-  e->kind = PYPTO_ERR_OOB; e->line = line; e->col = col; e->param = param;
+  e->kind = kind; e->line = line; e->col = col; e->param = param;
   e->pid[0] = pid0; e->pid[1] = pid1; e->pid[2] = pid2;
   e->index = index; e->extent = extent;
   size_t n = strlen(what);
@@ -169,7 +178,7 @@ def prelude(body: str) -> str:
 
     for name in sorted(set(_NAME.findall(body)) & _SNIPPETS.keys()):
         need(name)
-    parts = [HEADER, _IVDEP]
+    parts = [HEADER + ("#include <stdio.h>\n" if "printf(" in body else ""), _IVDEP]
     if any(re.search(rf"\b{f}f?\(", body) for f in _MVEC_FUNCS):
         parts.append(_MVEC)
     parts += [_SNIPPETS[name][0] for name in order]

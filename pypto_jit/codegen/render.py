@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..ir.nodes import Module, Param
 from ..ir.types import ScalarType
-from . import control, memory, rules  # noqa: F401 - importing registers the op rules
+from . import blockops, control, memory, rules, sideeffects  # noqa: F401 - registers rules
 from .ctype import mem, reg
 from .emitter import Emitter
 from .prelude import prelude
@@ -24,14 +24,15 @@ _SIGNATURE = (
 )
 
 
-def render_c(module: Module, mode: str) -> str:
+def render_c(module: Module, mode: str, debug: bool = False) -> str:
     """C source of ``module`` for the ``cpu`` or the checking ``sim`` backend.
 
-    Loads and stores must carry the ``param`` attr (``passes.address.annotate_addresses``).
+    Memory accesses must carry the ``param`` attr (``passes.address.annotate_addresses``).
+    ``device_assert`` is checked in sim mode, and in cpu mode when ``debug`` is set.
     """
     if mode not in MODES:
         raise ValueError(f"render_c mode must be one of {MODES}, got {mode!r}")
-    r = Emitter(module, mode)
+    r = Emitter(module, mode, debug)
     r.emit("(void)iargs; (void)fargs; (void)pid0; (void)pid1; (void)pid2; (void)ctx;")
     _unpack(r)
     r.block(module.body)

@@ -83,6 +83,18 @@ def _broadcast(r: Emitter, op: Operation) -> None:
     _strided_copy(r, r.declare(v), src, dshape, tuple(reversed(strides)))
 
 
+@rule(Op.PERMUTE)
+def _permute(r: Emitter, op: Operation) -> None:
+    src, order = op.operands[0], op.attr("order")
+    strides, acc = [], 1
+    for d in reversed(src.type.shape):
+        strides.append(acc)
+        acc *= d
+    strides.reverse()
+    sstrides = tuple(strides[a] for a in order)
+    _strided_copy(r, r.declare(op.result), src, op.result.type.shape, sstrides)
+
+
 def _strided_copy(r: Emitter, dst: str, src: Value, dshape, sstrides) -> None:
     """``dst`` (row-major over ``dshape``) gets lane ``sum(idx * sstrides)`` of ``src``."""
     dims: list[tuple[int, int]] = []  # (size, source stride), unit dims dropped, merged
@@ -122,19 +134,38 @@ def _unary(r: Emitter, op: Operation) -> None:
 
 # Index arithmetic and masks stay virtual (recomputed where read) rather than stored:
 # a masked load then compares in registers instead of reloading a byte mask.
-_CHEAP_INT = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR}) | COMPARE
+_CHEAP_INT = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR})
+# One instruction each: a consumer (often a store) computes them in its own loop.
+_CHEAP_FLOAT = frozenset({Op.ADD, Op.SUB, Op.MUL})
 
 
 @rule(*(BINARY | COMPARE))
 def _binary(r: Emitter, op: Operation) -> None:
     st = scalar_of(op.operands[0].type)  # comparisons of pointers compare their offsets
-    cheap = op.op in COMPARE or (op.op in _CHEAP_INT and st.is_int)
+    cheap = (
+        op.op in COMPARE
+        or (op.op in _CHEAP_INT and st.is_int)
+        or (op.op in _CHEAP_FLOAT and st.name in ("f32", "f64"))
+    )
     r.elementwise(op, lambda a, b: exprs.binary(op.op, st, a, b), cheap=cheap)
 
 
 @rule(Op.WHERE)
 def _where(r: Emitter, op: Operation) -> None:
-    r.elementwise(op, exprs.where)
+    t = op.result.type
+    r.elementwise(op, exprs.where, cheap=is_ptr(t) or scalar_of(t).is_int)
+
+
+@rule(Op.FMA)
+def _fma(r: Emitter, op: Operation) -> None:
+    t = scalar_of(op.result.type)
+    r.elementwise(op, lambda a, b, c: exprs.fma(t, a, b, c))
+
+
+@rule(Op.BITCAST)
+def _bitcast(r: Emitter, op: Operation) -> None:
+    a, b = scalar_of(op.operands[0].type), scalar_of(op.result.type)
+    r.elementwise(op, lambda x: exprs.bitcast(a, b, x), cheap=a.is_int and b.is_int)
 
 
 @rule(Op.CAST)

@@ -3,11 +3,11 @@
 ``annotate_addresses`` adds two kinds of attrs:
 
 * ``param=k`` on every op producing a pointer value (ADDPTR, SPLAT, BROADCAST, ...)
-  and on every LOAD/STORE: the tensor parameter the pointer derives from. Region ops
-  with pointer results get ``params=(k or -1 per result)``. A pointer whose origin is
-  ambiguous (a WHERE between pointers of two parameters, a loop that carries a pointer
-  into another tensor) is a ``CompilationError`` at the op.
-* ``contig=True`` on a LOAD/STORE of a pointer block that is unit-stride along its
+  and on every memory access (LOAD, STORE, atomics): the tensor parameter the pointer
+  derives from. Region ops with pointer results get ``params=(k or -1 per result)``.
+  A pointer whose origin is ambiguous (a WHERE between pointers of two parameters, a
+  loop that carries a pointer into another tensor) is a ``CompilationError`` at the op.
+* ``contig=True`` on an access through a pointer block that is unit-stride along its
   whole last axis, so that ``ptr[row, j] == ptr[row, 0] + j``.
 
 Contiguity is Triton's AxisInfo idea reduced to the last axis. Every integer or
@@ -28,6 +28,8 @@ from ..ir.ops import Op
 from ..ir.types import BlockType, ScalarType, is_ptr, scalar_of, shape
 
 _MAX_DIV = 1 << 30
+# Ops that access memory through their first operand: they get ``param`` and ``contig``.
+_ACCESSES = frozenset({Op.LOAD, Op.STORE, Op.ATOMIC_RMW, Op.ATOMIC_CAS})
 _MAX_ROUNDS = 8
 
 
@@ -107,7 +109,7 @@ class _Analysis:
                 self.info[v] = _fold_meet([self.get(_yielded(r)[i]) for r in op.regions])
         elif op.results:
             v = op.result if len(op.results) == 1 else None
-            if v is not None and is_ptr(v.type) and op.op is not Op.LOAD:
+            if v is not None and is_ptr(v.type):
                 k = self.origin(op, op.operands)
                 if k is not None:
                     self.param[v] = k
@@ -222,7 +224,7 @@ def _annotate_op(a: _Analysis, op: Operation) -> Operation:
         if any(is_ptr(v.type) for v in op.results):
             op = op.with_attrs(params=tuple(a.param.get(v, -1) for v in op.results))
         return op
-    if op.op in (Op.LOAD, Op.STORE):
+    if op.op in _ACCESSES:
         ptr = op.operands[0]
         k = a.param.get(ptr)
         if k is None:

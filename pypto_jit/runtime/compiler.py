@@ -48,7 +48,7 @@ _OPT_LEVEL = {"cpu": "-O3", "sim": "-O1"}
 NODELETE_FLAGS: tuple[str, ...] = (
     ("-Wl,-z,nodelete",) if sys.platform.startswith(("linux", "freebsd")) else ()
 )
-_HOST_RECORD_VERSION = 1
+_HOST_RECORD_VERSION = 2
 
 
 class CCompilerError(RuntimeError):
@@ -124,15 +124,23 @@ def compile_flags(mode: str) -> list[str]:
         # gcc/clang default to 256-bit vectors even where AVX-512 exists; kernels are
         # throughput loops where the full width pays.
         flags.append("-mprefer-vector-width=512")
+    if _host_record(find_cc()).get("libmvec"):
+        flags.append("-DPYPTO_USE_LIBMVEC")
     flags += [*NODELETE_FLAGS, "-I", str(include_dir())]
     return flags
+
+
+def link_libraries() -> list[str]:
+    """Libraries after the source file: libmvec (when present) must come before libm."""
+    return ["-lmvec", "-lm"] if _host_record(find_cc()).get("libmvec") else ["-lm"]
 
 
 def compile_shared(
     src: Path, out: Path, mode: str, extra_flags: Sequence[str] = ()
 ) -> dict[str, object]:
     """Compile one C file into a shared object; return the command and the time it took."""
-    cmd = [*cc_command(), *compile_flags(mode), *extra_flags, "-o", str(out), str(src), "-lm"]
+    cmd = [*cc_command(), *compile_flags(mode), *extra_flags, "-o", str(out), str(src),
+           *link_libraries()]
     return run_compiler(cmd)
 
 
@@ -211,7 +219,23 @@ def _probe(cc: str) -> dict:
         "isa_flags": isa_flags,
         "features_key": key,
         "avx512": avx512,
+        "libmvec": _has_libmvec(argv),
     }
+
+
+def _has_libmvec(argv: list[str]) -> bool:
+    """Whether the toolchain links glibc's vector math library (x86_64 glibc only).
+
+    With it, loops over expf/logf/sinf/... vectorize (``_ZGVeN16v_expf`` and friends);
+    without it the generated C keeps scalar calls.
+    """
+    if platform.machine() not in ("x86_64", "AMD64") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        found = _run_text([*argv, "-print-file-name=libmvec.so"]).strip()
+    except CCompilerError:
+        return False
+    return os.path.isabs(found) and os.path.exists(found)
 
 
 def _resolve_native(argv: list[str]) -> tuple[list[str], list[str]]:

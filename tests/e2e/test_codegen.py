@@ -29,14 +29,14 @@ TORCH = {"bf16": torch.bfloat16, "f16": torch.float16}
 # -- harness ------------------------------------------------------------------------------
 
 
-def compile_module(m: Module, mode: str, tmp_path):
+def compile_module(m: Module, mode: str, tmp_path, debug: bool = False):
     from pypto_jit.runtime.compiler import compile_shared
     from pypto_jit.runtime.shim import runtime
 
     m = annotate_addresses(m)
     verify(m)
     src = tmp_path / f"{m.name}_{mode}.c"
-    src.write_text(render_c(m, mode))
+    src.write_text(render_c(m, mode, debug=debug))
     so = src.with_suffix(".so")
     compile_shared(src, so, mode)
     return runtime().load_kernel(so)
@@ -49,10 +49,12 @@ def _layout(a) -> tuple[int, list[int], list[int]]:
 
 
 def launch(m: Module, mode: str, tmp_path, grid, *args):
-    """Compile and run ``m`` over ``grid``; None on success, else the error record."""
+    """Compile and run ``m`` over ``grid``; None on success, else the error record.
+    ``mode`` "cpu-debug" is the cpu backend rendered with ``debug``."""
     from pypto_jit.runtime.shim import runtime
 
-    kernel = compile_module(m, mode, tmp_path)
+    mode, _, debug = mode.partition("-")
+    kernel = compile_module(m, mode, tmp_path, debug=bool(debug))
     iargs: list[int] = []
     fargs: list[float] = []
     for a in args:
@@ -170,13 +172,13 @@ def test_vector_add(mode, n, block, tmp_path):
 # -- every elementwise op on every dtype -------------------------------------------------
 
 FLOAT_UNARY = [Op.NEG, Op.ABS, Op.EXP, Op.EXP2, Op.LOG, Op.LOG2, Op.SQRT, Op.RSQRT]
-FLOAT_UNARY += [Op.SIN, Op.COS, Op.FLOOR, Op.CEIL]
+FLOAT_UNARY += [Op.SIN, Op.COS, Op.FLOOR, Op.CEIL, Op.ERF, Op.TANH]
 FLOAT_BINARY = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.IDIV, Op.MOD, Op.MAXIMUM, Op.MINIMUM]
 INT_UNARY = [Op.NEG, Op.NOT, Op.ABS]
 INT_BINARY = [Op.ADD, Op.SUB, Op.MUL, Op.IDIV, Op.MOD, Op.AND, Op.OR, Op.XOR, Op.SHL, Op.SHR]
-INT_BINARY += [Op.MAXIMUM, Op.MINIMUM]
+INT_BINARY += [Op.MAXIMUM, Op.MINIMUM, Op.UMULHI]
 CMPS = sorted(COMPARE, key=lambda o: o.value)
-TRANSCENDENTAL = {Op.EXP, Op.EXP2, Op.LOG, Op.LOG2, Op.SIN, Op.COS}
+TRANSCENDENTAL = {Op.EXP, Op.EXP2, Op.LOG, Op.LOG2, Op.SIN, Op.COS, Op.ERF, Op.TANH}
 N = 301  # not a multiple of any vector width
 
 
@@ -213,7 +215,8 @@ _NP = {
     Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide,
     Op.IDIV: lambda a, b: np.trunc(a / b), Op.MOD: np.fmod, Op.MAXIMUM: np.maximum,
     Op.MINIMUM: np.minimum, Op.LT: np.less, Op.LE: np.less_equal, Op.GT: np.greater,
-    Op.GE: np.greater_equal, Op.EQ: np.equal, Op.NE: np.not_equal,
+    Op.GE: np.greater_equal, Op.EQ: np.equal, Op.NE: np.not_equal, Op.TANH: np.tanh,
+    Op.ERF: lambda a: torch.erf(torch.from_numpy(a)).numpy(),
 }  # fmt: skip
 _TORCH = {
     Op.NEG: torch.neg, Op.ABS: torch.abs, Op.EXP: torch.exp, Op.EXP2: torch.exp2,
@@ -222,7 +225,8 @@ _TORCH = {
     Op.ADD: torch.add, Op.SUB: torch.sub, Op.MUL: torch.mul, Op.DIV: torch.div,
     Op.IDIV: lambda a, b: torch.div(a, b, rounding_mode="trunc"), Op.MOD: torch.fmod,
     Op.MAXIMUM: torch.maximum, Op.MINIMUM: torch.minimum, Op.LT: torch.lt, Op.LE: torch.le,
-    Op.GT: torch.gt, Op.GE: torch.ge, Op.EQ: torch.eq, Op.NE: torch.ne,
+    Op.GT: torch.gt, Op.GE: torch.ge, Op.EQ: torch.eq, Op.NE: torch.ne, Op.ERF: torch.erf,
+    Op.TANH: torch.tanh,
 }  # fmt: skip
 
 
@@ -274,6 +278,7 @@ def _int_ref(op: Op, t: ScalarType, a: int, b: int = 0) -> int:
         Op.IDIV: q, Op.MOD: 0 if b == 0 else a - b * q, Op.AND: a & b, Op.OR: a | b,
         Op.XOR: a ^ b, Op.SHL: a << (b % t.bits), Op.SHR: a >> (b % t.bits),
         Op.MAXIMUM: max(a, b), Op.MINIMUM: min(a, b),
+        Op.UMULHI: a * b >> t.bits,  # signed product for signed types
     }  # fmt: skip
     return _wrap(table[op], t)
 
@@ -711,3 +716,343 @@ def test_virtual_blocks_across_control_flow(mode, n, which, tmp_path):
     for _ in range(n):
         a, b = b + 1, a * 2
     np.testing.assert_array_equal(out, [a, b, a + 5 if which else b])
+
+
+# -- fma, bitcast, permute -------------------------------------------------------------------
+
+
+def fma_module() -> Module:
+    k = K("fused", [tensor("a", f32), tensor("b", f32), tensor("c", f32), tensor("out", f32)])
+    offs = k.arange(N)
+    a, b, c = (k.op(Op.LOAD, k.ptrs(p, offs)) for p in k.args[:3])
+    k.op(Op.STORE, k.ptrs(k.args[3], offs), k.op(Op.FMA, a, b, c))
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fma_rounds_once(mode, tmp_path):
+    rng = np.random.default_rng(11)
+    a, b, c = (rng.standard_normal(N).astype(np.float32) for _ in range(3))
+    out = np.empty(N, np.float32)
+    assert launch(fma_module(), mode, tmp_path, (1,), a, b, c, out) is None
+    fused = (a.astype(np.float64) * b + c).astype(np.float32)  # the product is exact in f64
+    assert (fused != a * b + c).any()  # the data tells fused from unfused
+    np.testing.assert_array_equal(out, fused)
+
+
+BITCASTS = [("f32", "i32"), ("i32", "f32"), ("f64", "u64"), ("u64", "f64"), ("f16", "i16"),
+            ("i16", "f16"), ("bf16", "u16"), ("u16", "bf16"), ("u32", "i32")]  # fmt: skip
+
+
+def bitcast_module(src: str, dst: str) -> Module:
+    k = K("bits", [tensor("x", SCALARS[src]), tensor("out", SCALARS[dst])])
+    offs = k.arange(N)
+    v = k.op(Op.LOAD, k.ptrs(k.args[0], offs))
+    cast = k.b.typed(Op.BITCAST, v, declared=BlockType(SCALARS[dst], (N,)))
+    k.op(Op.STORE, k.ptrs(k.args[1], offs), cast)
+    return k.done()
+
+
+def _dtype(tname: str) -> np.dtype:
+    return np.dtype(np.uint16) if tname == "bf16" else SCALARS[tname].np_dtype
+
+
+def _bit_patterns(src: str, dst: str) -> np.ndarray:
+    """Random values of whichever type is a float (never NaN: payloads may change), as
+    ``src`` (bf16 as its uint16 bits)."""
+    rng = np.random.default_rng(3)
+    t = next((n for n in (src, dst) if n[0] in "fb"), src)
+    if t[0] in "fb":
+        x = (rng.standard_normal(N) * 100).astype(np.float32 if t == "bf16" else _dtype(t))
+        if t == "bf16":
+            x = (x.view(np.uint32) >> 16).astype(np.uint16)
+    else:
+        info = np.iinfo(_dtype(t))
+        x = rng.integers(info.min, info.max, N, dtype=_dtype(t), endpoint=True)
+    return x.view(_dtype(src))
+
+
+def _maybe_bf16(a: np.ndarray, tname: str):
+    return torch.from_numpy(a).view(torch.bfloat16) if tname == "bf16" else a
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("src,dst", BITCASTS)
+def test_bitcast(mode, src, dst, tmp_path):
+    x = _bit_patterns(src, dst)
+    out = np.empty(N, _dtype(dst))
+    args = _maybe_bf16(x, src), _maybe_bf16(out, dst)
+    assert launch(bitcast_module(src, dst), mode, tmp_path, (1,), *args) is None
+    np.testing.assert_array_equal(out.view(np.uint8), x.view(np.uint8))
+
+
+def permute_module(shape: tuple[int, ...], order: tuple[int, ...]) -> Module:
+    """out (row-major, permuted shape) = x (row-major, ``shape``) permuted by ``order``."""
+    k = K("perm", [tensor("x", i32), tensor("out", i32)])
+    numel = int(np.prod(shape))
+    offs = k.op(Op.RESHAPE, k.arange(numel), declared=BlockType(i32, shape))
+    v = k.op(Op.LOAD, k.ptrs(k.args[0], offs))
+    p = k.op(Op.PERMUTE, v, order=order)
+    out_offs = k.op(Op.RESHAPE, k.arange(numel), declared=BlockType(i32, p.type.shape))
+    k.op(Op.STORE, k.ptrs(k.args[1], out_offs), p)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "shape,order", [((4, 6), (1, 0)), ((2, 3, 5), (2, 0, 1)), ((3, 1, 4), (1, 2, 0))]
+)
+def test_permute(mode, shape, order, tmp_path):
+    x = np.arange(int(np.prod(shape)), dtype=np.int32) * 7
+    out = np.empty_like(x)
+    assert launch(permute_module(shape, order), mode, tmp_path, (1,), x, out) is None
+    np.testing.assert_array_equal(out, x.reshape(shape).transpose(order).ravel())
+
+
+# -- reductions, scans, dot ----------------------------------------------------------------
+
+KINDS = ["sum", "prod", "max", "min"]
+INT_KINDS = KINDS + ["and", "or", "xor"]
+
+
+def reduce_module(t: ScalarType, shape, axis: int, keep: bool) -> tuple[Module, list[str]]:
+    """out[j] = reduce_kind_j(x, axis) (flattened); idx[0/1] = argmax/argmin(x, axis)."""
+    kinds = INT_KINDS if t.is_int else KINDS
+    k = K(f"red_{t}", [tensor("x", t), tensor("out", t, 2), tensor("idx", i32, 2)])
+    x, out, idx = k.args
+    numel = int(np.prod(shape))
+    v = k.op(Op.LOAD, k.ptrs(x, k.op(Op.RESHAPE, k.arange(numel), declared=BlockType(i32, shape))))
+    rest = numel // shape[axis]
+
+    def store(dst, row, value):
+        if isinstance(value.type, BlockType):
+            flat = k.op(Op.RESHAPE, value, declared=BlockType(value.type.elem, (rest,)))
+            k.op(Op.STORE, k.ptrs(dst, k.shifted(k.arange(rest), row * rest)), flat)
+        else:
+            k.op(Op.STORE, k.op(Op.ADDPTR, dst, k.const(row)), value)
+
+    for row, kind in enumerate(kinds):
+        store(out, row, k.op(Op.REDUCE, v, kind=kind, axis=axis, keep_dims=keep))
+    for row, kind in enumerate(["argmax", "argmin"]):
+        store(idx, row, k.op(Op.REDUCE, v, kind=kind, axis=axis, keep_dims=keep))
+    return k.done(), kinds
+
+
+_NP_REDUCE = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min,
+              "and": np.bitwise_and.reduce, "or": np.bitwise_or.reduce,
+              "xor": np.bitwise_xor.reduce}  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("tname", ["f32", "f16", "f64", "i32", "u8"])
+@pytest.mark.parametrize(
+    "shape,axis", [((5, 37), 1), ((3, 100), 1), ((40, 6), 0), ((4, 5, 6), 1), ((64,), 0)]
+)
+def test_reduce(mode, tname, shape, axis, tmp_path):
+    t = SCALARS[tname]
+    rng = np.random.default_rng(sum(shape))
+    if t.is_float:
+        x = rng.uniform(0.5, 1.5, shape).astype(t.np_dtype)  # keeps products finite
+        x.flat[7] = 3.0  # a unique max
+        if len(shape) == 2:
+            x[1, 2] = np.nan  # propagates through max/min, wins argmax/argmin
+    else:
+        x = rng.integers(0, 200, shape).astype(t.np_dtype)
+    m, kinds = reduce_module(t, shape, axis, keep=len(shape) == 3)
+    rest = x.size // shape[axis]
+    out = np.zeros((len(kinds), rest), t.np_dtype)
+    idx = np.zeros((2, rest), np.int32)
+    assert launch(m, mode, tmp_path, (1,), x.ravel(), out, idx) is None
+    wide = x.astype(np.float64) if t.is_float else x
+    for row, kind in enumerate(kinds):
+        with np.errstate(all="ignore"):
+            want = _NP_REDUCE[kind](wide, axis=axis).astype(t.np_dtype).ravel()
+        if kind in ("sum", "prod") and t.is_float:  # order and intermediate rounding differ
+            rtol = 2e-3 if tname == "f16" else 1e-5
+            np.testing.assert_allclose(out[row], want, rtol=rtol, equal_nan=True, err_msg=kind)
+        else:
+            np.testing.assert_array_equal(out[row], want, err_msg=kind)
+    nanfirst = np.isnan(wide).any(axis=axis) if t.is_float else False
+    for row, fn in enumerate((np.argmax, np.argmin)):
+        want = fn(wide, axis=axis)  # numpy: the first extreme, and a NaN counts as one
+        if t.is_float:
+            want = np.where(nanfirst, np.argmax(np.isnan(wide), axis=axis), want)
+        np.testing.assert_array_equal(idx[row], want.ravel(), err_msg=fn.__name__)
+
+
+def scan_module(t: ScalarType, shape, axis: int, kind: str, reverse: bool) -> Module:
+    k = K(f"scan_{t}", [tensor("x", t), tensor("out", t)])
+    numel = int(np.prod(shape))
+    offs = k.op(Op.RESHAPE, k.arange(numel), declared=BlockType(i32, shape))
+    v = k.op(Op.LOAD, k.ptrs(k.args[0], offs))
+    s = k.op(Op.SCAN, v, kind=kind, axis=axis, reverse=reverse)
+    k.op(Op.STORE, k.ptrs(k.args[1], offs), s)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "tname,kind", [("f32", "sum"), ("f32", "prod"), ("i32", "sum"), ("f16", "sum")]
+)
+@pytest.mark.parametrize(
+    "shape,axis,reverse", [((4, 37), 1, False), ((6, 5), 0, True), ((40,), 0, True)]
+)
+def test_scan(mode, tname, kind, shape, axis, reverse, tmp_path):
+    t = SCALARS[tname]
+    rng = np.random.default_rng(1)
+    x = (rng.uniform(0.9, 1.1, shape) if t.is_float else rng.integers(-50, 50, shape)).astype(
+        t.np_dtype
+    )
+    out = np.empty_like(x)
+    m = scan_module(t, shape, axis, kind, reverse)
+    assert launch(m, mode, tmp_path, (1,), x.ravel(), out.ravel()) is None
+    acc_t = np.float32 if tname == "f16" else t.np_dtype
+    flip = (lambda a: np.flip(a, axis)) if reverse else (lambda a: a)
+    fn = np.cumsum if kind == "sum" else np.cumprod
+    want = flip(fn(flip(x.astype(acc_t)), axis=axis, dtype=acc_t)).astype(t.np_dtype)
+    np.testing.assert_array_equal(out, want)  # sequential in both, in the same type
+
+
+def dot_module(src: ScalarType, acc: ScalarType, m: int, kk: int, n: int) -> Module:
+    k = K(f"dot_{src}", [tensor("a", src), tensor("b", src), tensor("c", acc)])
+    a, b, c = k.args
+
+    def tile(p, shape):
+        offs = k.op(Op.RESHAPE, k.arange(shape[0] * shape[1]), declared=BlockType(i32, shape))
+        return k.ptrs(p, offs)
+
+    cp = tile(c, (m, n))
+    d = k.op(
+        Op.DOT, k.op(Op.LOAD, tile(a, (m, kk))), k.op(Op.LOAD, tile(b, (kk, n))), k.op(Op.LOAD, cp)
+    )
+    k.op(Op.STORE, cp, d)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("src,acc", [("f32", "f32"), ("f16", "f32"), ("i8", "i32"), ("f64", "f64")])
+@pytest.mark.parametrize("m,kk,n", [(5, 7, 9), (16, 32, 24)])
+def test_dot(mode, src, acc, m, kk, n, tmp_path):
+    rng = np.random.default_rng(m)
+    st, at = SCALARS[src], SCALARS[acc]
+    if st.is_float:
+        a, b = (rng.standard_normal(s).astype(st.np_dtype) for s in ((m, kk), (kk, n)))
+        c = rng.standard_normal((m, n)).astype(at.np_dtype)
+    else:
+        a, b = (rng.integers(-100, 100, s).astype(st.np_dtype) for s in ((m, kk), (kk, n)))
+        c = rng.integers(-1000, 1000, (m, n)).astype(at.np_dtype)
+    want = c.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+    args = (v.ravel() for v in (a, b, c))  # rank-1 parameters
+    assert launch(dot_module(st, at, m, kk, n), mode, tmp_path, (1,), *args) is None
+    if at.is_float:
+        np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(c, want.astype(np.int64))
+
+
+# -- atomics, device_assert, print --------------------------------------------------------
+
+
+def atomic_module(t: ScalarType, kind: str, block: int, slots: int) -> Module:
+    """old[pid*block + i] = atomic_<kind>(out + (i % slots), x[pid*block + i]) where i < n."""
+    k = K(f"atomic_{kind}", [tensor("x", t), tensor("out", t), tensor("old", t), scalar("n", i32)])
+    x, out, old, n = k.args
+    offs = k.offsets(block)
+    mask = k.op(Op.LT, k.arange(block), k.splat(n, (block,)))
+    v = k.op(Op.LOAD, k.ptrs(x, offs))
+    slot = k.op(Op.MOD, k.arange(block), k.splat(k.const(slots), (block,)))
+    r = k.op(Op.ATOMIC_RMW, k.ptrs(out, slot), v, mask, kind=kind)
+    k.op(Op.STORE, k.ptrs(old, offs), r)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "tname,kind",
+    [("i32", "add"), ("f32", "add"), ("f16", "add"), ("i64", "max"), ("f32", "min"),
+     ("u32", "and"), ("u32", "or"), ("u8", "xor"), ("f64", "max")],
+)  # fmt: skip
+def test_atomic_rmw_under_contention(mode, tname, kind, tmp_path):
+    t = SCALARS[tname]
+    block, slots, progs, n = 32, 8, 6, 30  # lanes 30, 31 are masked off
+    rng = np.random.default_rng(2)
+    lo = 0 if t.is_unsigned else -50
+    x = rng.integers(lo, 50, block * progs).astype(t.np_dtype)  # exact in every type
+    init = {"add": 0, "max": -1000, "min": 1000, "and": 0xFFFFFFFF, "or": 0, "xor": 0}[kind]
+    out = np.full(slots, init if not t.is_unsigned or init >= 0 else 0).astype(t.np_dtype)
+    old = np.full(block * progs, 99, t.np_dtype)
+    th = torch.from_numpy
+    args = (th(x), th(out), th(old)) if tname == "f16" else (x, out, old)
+    m = atomic_module(t, kind, block, slots)
+    assert launch(m, mode, tmp_path, (progs,), *args, n) is None
+    lanes = x.reshape(progs, block)[:, :n]
+    fold = {"add": np.add, "max": np.maximum, "min": np.minimum, "and": np.bitwise_and,
+            "or": np.bitwise_or, "xor": np.bitwise_xor}[kind]  # fmt: skip
+    want = np.array([init] * slots).astype(t.np_dtype)
+    for s in range(slots):
+        want[s] = fold.reduce(
+            np.concatenate([[want[s]], lanes[:, s::slots].ravel()]).astype(t.np_dtype)
+        )
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(old.reshape(progs, block)[:, n:], 0)  # masked-off lanes
+
+
+def cas_module() -> Module:
+    """Every program tries to swap slot 0 from 0 to pid + 1; old[pid] = what it saw."""
+    k = K("cas", [tensor("slot", i32), tensor("old", i32)])
+    slot, old = k.args
+    pid = k.op(Op.PROGRAM_ID, axis=0)
+    seen = k.op(Op.ATOMIC_CAS, slot, k.const(0), k.op(Op.ADD, pid, k.const(1)))
+    k.op(Op.STORE, k.op(Op.ADDPTR, old, pid), seen)
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_atomic_cas(mode, tmp_path):
+    slot, old = np.zeros(1, np.int32), np.full(16, -1, np.int32)
+    assert launch(cas_module(), mode, tmp_path, (16,), slot, old) is None
+    winner = int(slot[0])
+    assert 1 <= winner <= 16
+    assert old[winner - 1] == 0 and (np.delete(old, winner - 1) == winner).all()
+
+
+def assert_module(block: int) -> Module:
+    k = K("checked", [tensor("x", f32)])
+    v = k.op(Op.LOAD, k.ptrs(k.args[0], k.offsets(block)))
+    k.b.loc = SourceLoc("kern.py", 77, 6)
+    ok = k.op(Op.LT, v, k.splat(k.const(10.0, f32), (block,)))
+    k.b.emit(Op.DEVICE_ASSERT, (ok,), attrs={"msg": 'x < 10 "really"'})
+    return k.done()
+
+
+@pytest.mark.parametrize("mode", [*MODES, "cpu-debug"])
+def test_device_assert(mode, tmp_path):
+    x = np.zeros(64, np.float32)
+    x[45] = 11.0
+    err = launch(assert_module(16), mode, tmp_path, (4,), x)
+    if mode == "cpu":
+        assert err is None  # asserts are checked by the simulator only
+        return
+    assert err is not None and err["kind"] == "assert"
+    assert (err["line"], err["col"], err["pid"], err["index"]) == (77, 6, (2, 0, 0), 13)
+    assert err["message"] == 'x < 10 "really"'
+
+
+def print_module() -> Module:
+    k = K("show", [tensor("x", i32)])
+    v = k.op(Op.LOAD, k.ptrs(k.args[0], k.arange(3)))
+    k.b.emit(Op.PRINT, (k.op(Op.PROGRAM_ID, axis=0), v), attrs={"prefix": "x 100%: "})
+    return k.done()
+
+
+def test_print(capfd, tmp_path):
+    x = np.array([5, -6, 7], np.int32)
+    assert launch(print_module(), "sim", tmp_path, (2,), x) is None
+    lines = capfd.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "pid (0, 0, 0) x 100%: 0",
+        "pid (0, 0, 0) x 100%: idx (0) 5",
+        "pid (0, 0, 0) x 100%: idx (1) -6",
+        "pid (0, 0, 0) x 100%: idx (2) 7",
+    ]
+    assert lines[4] == "pid (1, 0, 0) x 100%: 1" and len(lines) == 8
