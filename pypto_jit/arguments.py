@@ -17,9 +17,20 @@ from .ir import types as irt
 
 _NUMPY_TYPES = {
     np.dtype(n): irt.SCALARS[t]
-    for n, t in [("bool", "i1"), ("int8", "i8"), ("int16", "i16"), ("int32", "i32"),
-                 ("int64", "i64"), ("uint8", "u8"), ("uint16", "u16"), ("uint32", "u32"),
-                 ("uint64", "u64"), ("float16", "f16"), ("float32", "f32"), ("float64", "f64")]
+    for n, t in [
+        ("bool", "i1"),
+        ("int8", "i8"),
+        ("int16", "i16"),
+        ("int32", "i32"),
+        ("int64", "i64"),
+        ("uint8", "u8"),
+        ("uint16", "u16"),
+        ("uint32", "u32"),
+        ("uint64", "u64"),
+        ("float16", "f16"),
+        ("float32", "f32"),
+        ("float64", "f64"),
+    ]
 }
 _torch_types: dict | None = None
 
@@ -54,8 +65,10 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
     t = type(a)
     if t is _TorchTensorClass.cls:  # the fast path for plain torch tensors
         if not a.is_cpu:
-            raise ValueError(f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
-                             "the CPU: move it with .cpu()")
+            raise ValueError(
+                f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
+                "the CPU: move it with .cpu()"
+            )
         ptr, shape, strides = a.data_ptr(), a.shape, a.stride()
         iargs.append(ptr)
         iargs += shape
@@ -76,8 +89,10 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
         if t.__module__ == "torch" and t.__name__ == "Tensor":
             _TorchTensorClass.cls = t
         if not a.is_cpu:
-            raise ValueError(f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
-                             "the CPU: move it with .cpu()")
+            raise ValueError(
+                f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "
+                "the CPU: move it with .cpu()"
+            )
         ptr, shape, strides = a.data_ptr(), tuple(a.shape), a.stride()
         iargs.append(ptr)
         iargs.extend(shape)
@@ -112,8 +127,10 @@ def _big_int(name: str, a: int) -> str:
 def _np_strides(name: str, a: np.ndarray) -> tuple[int, ...]:
     size = a.itemsize
     if any(s % size for s in a.strides):
-        raise ValueError(f"argument '{name}' has strides {a.strides} that are not a multiple "
-                         f"of its item size {size}")
+        raise ValueError(
+            f"argument '{name}' has strides {a.strides} that are not a multiple "
+            f"of its item size {size}"
+        )
     return tuple(s // size for s in a.strides)
 
 

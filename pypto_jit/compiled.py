@@ -35,8 +35,9 @@ _local = threading.local()
 
 def check_grid(grid: Any) -> tuple[int, int, int]:
     if not isinstance(grid, (tuple, list)) or not 1 <= len(grid) <= 3:
-        raise ValueError(f"grid must be a tuple of 1 to 3 ints (or a callable returning one), "
-                         f"got {grid!r}")
+        raise ValueError(
+            f"grid must be a tuple of 1 to 3 ints (or a callable returning one), got {grid!r}"
+        )
     g = []
     for d in grid:
         if not isinstance(d, bool) and hasattr(d, "__index__"):
@@ -50,8 +51,7 @@ def check_grid(grid: Any) -> tuple[int, int, int]:
 class CompiledKernel(os.PathLike):
     """A compiled specialization; see the module docstring."""
 
-    def __init__(self, metadata: dict, path: Path | None, asm: dict[str, str],
-                 module: Any = None):
+    def __init__(self, metadata: dict, path: Path | None, asm: dict[str, str], module: Any = None):
         self.metadata = metadata
         self.path = path
         self.asm = asm
@@ -65,9 +65,11 @@ class CompiledKernel(os.PathLike):
         self.source_file: str = metadata.get("source_file", "<unknown>")
         self.cache_hit = False  # True when this process found the entry already built
         self._accepted: set = set()  # launch keys already checked against the specs
-        self._constexpr_values = {n: s.value for n, s in zip(self.arg_names, self.specs,
-                                                             strict=True)
-                                  if s.kind == "constexpr"}
+        self._constexpr_values = {
+            n: s.value
+            for n, s in zip(self.arg_names, self.specs, strict=True)
+            if s.kind == "constexpr"
+        }
         self._loaded = None
         if self.backend in _MODES:
             from .runtime.shim import runtime
@@ -106,13 +108,13 @@ class CompiledKernel(os.PathLike):
         return functools.partial(self.run, grid=grid)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"compiled kernel {self.name} must be launched over a grid: "
-                        f"ck[grid](...)")
+        raise TypeError(f"compiled kernel {self.name} must be launched over a grid: ck[grid](...)")
 
     def run(self, *args: Any, grid: Any, num_threads: int | None = None, **kwargs: Any) -> Any:
         """Launch with arguments that must match the compiled specialization."""
-        bound, allocated = bind_arguments(self.name, self.arg_names, self.outs, args, kwargs,
-                                          self._constexpr_values)
+        bound, allocated = bind_arguments(
+            self.name, self.arg_names, self.outs, args, kwargs, self._constexpr_values
+        )
         if allocated:
             allocate_outputs(self.name, self.arg_names, bound, allocated, self._out_description)
         iargs: list = []
@@ -137,17 +139,21 @@ class CompiledKernel(os.PathLike):
         for name, spec, a, k in zip(self.arg_names, self.specs, bound, key, strict=True):
             if spec.kind == "constexpr":
                 if a is not spec.value and a != spec.value:
-                    raise TypeError(f"{self.name}: constexpr '{name}' was compiled as "
-                                    f"{spec.value!r}, got {a!r}")
+                    raise TypeError(
+                        f"{self.name}: constexpr '{name}' was compiled as {spec.value!r}, got {a!r}"
+                    )
                 continue
             got = arg_spec(name, a, k, specialize=True)
             problem = _mismatch(spec, got)
             if problem:
-                raise TypeError(f"{self.name}: argument '{name}' {problem} (this kernel was "
-                                f"compiled for {_describe(spec)}; got {_describe(got)})")
+                raise TypeError(
+                    f"{self.name}: argument '{name}' {problem} (this kernel was "
+                    f"compiled for {_describe(spec)}; got {_describe(got)})"
+                )
 
-    def launch_slots(self, grid: Any, bound: Any, iargs: list, fargs: list,
-                     num_threads: int) -> None:
+    def launch_slots(
+        self, grid: Any, bound: Any, iargs: list, fargs: list, num_threads: int
+    ) -> None:
         if type(grid) is tuple and len(grid) == 1 and type(grid[0]) is int and grid[0] >= 0:
             g0, g1, g2 = grid[0], 1, 1  # the common 1-D grid, checked without a call
         else:
@@ -157,8 +163,18 @@ class CompiledKernel(os.PathLike):
         err = getattr(_local, "err", None)
         if err is None:
             err = _local.err = self._rt.new_error()
-        rc = self._launch(self._fn, iargs or self._rt._null_i, fargs or self._rt._null_f,
-                          g0, g1, g2, num_threads, self._mode, self._stack, err)
+        rc = self._launch(
+            self._fn,
+            iargs or self._rt._null_i,
+            fargs or self._rt._null_f,
+            g0,
+            g1,
+            g2,
+            num_threads,
+            self._mode,
+            self._stack,
+            err,
+        )
         if rc:
             raise self._error(self._rt.error_record(err))
         return None
@@ -166,8 +182,9 @@ class CompiledKernel(os.PathLike):
     def _interpret(self, grid, bound, iargs, fargs) -> None:
         from .interpreter import run
 
-        tensors = [to_numpy(bound[i]) if self.specs[i].kind == "tensor" else None
-                   for i in self.ir_params]
+        tensors = [
+            to_numpy(bound[i]) if self.specs[i].kind == "tensor" else None for i in self.ir_params
+        ]
         run(self.module, tensors, iargs, fargs, grid, kernel_name=self.name)
 
     def _error(self, rec: dict) -> KernelRuntimeError:
@@ -178,13 +195,11 @@ class CompiledKernel(os.PathLike):
         where = f"{os.path.basename(self.source_file)}:{rec['line']}" if loc else "?"
         text = f"kernel {self.name}, {where}: {rec['message'] or rec['kind']}"
         if param is not None and rec["kind"] == "oob":
-            text += (f" of {param}[{rec['index']}] out of bounds "
-                     f"(valid 0..{rec['extent'] - 1})")
+            text += f" of {param}[{rec['index']}] out of bounds (valid 0..{rec['extent'] - 1})"
         elif param is not None:
             text += f" ({param})"
         text += f" in program {rec['pid']}"
-        return cls(text, kernel=self.name, loc=loc, pid=rec["pid"], param=param,
-                   index=rec["index"])
+        return cls(text, kernel=self.name, loc=loc, pid=rec["pid"], param=param, index=rec["index"])
 
 
 def _returned(bound: list, allocated: list[int]) -> Any:
@@ -211,8 +226,10 @@ def _mismatch(expected: ArgSpec, got: ArgSpec) -> str | None:
     if expected.kind == "tensor":
         if len(expected.shape) != len(got.shape):
             return f"has {len(got.shape)} dimensions, expected {len(expected.shape)}"
-        for what, want, have in (("shape", expected.shape, got.shape),
-                                 ("strides", expected.strides, got.strides)):
+        for what, want, have in (
+            ("shape", expected.shape, got.shape),
+            ("strides", expected.strides, got.strides),
+        ):
             if any(w is not None and w != h for w, h in zip(want, have, strict=True)):
                 return f"has {what} {list(have)}, expected {list(want)}"
     need = {k for k, v in expected.facts if v}
@@ -231,17 +248,23 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledKernel:
     entry = Path(path)
     meta = cache.read_entry(entry)
     if meta.get("package_version") != __version__:
-        raise ValueError(f"{entry} was built by pypto-jit {meta.get('package_version')}, "
-                         f"this is {__version__}: recompile it")
+        raise ValueError(
+            f"{entry} was built by pypto-jit {meta.get('package_version')}, "
+            f"this is {__version__}: recompile it"
+        )
     if meta["backend"] in _MODES:
         from .runtime.compiler import host_features_key
 
         if meta.get("abi") != ABI_VERSION:
-            raise ValueError(f"{entry} speaks runtime ABI {meta.get('abi')}, this runtime "
-                             f"speaks {ABI_VERSION}: recompile it")
+            raise ValueError(
+                f"{entry} speaks runtime ABI {meta.get('abi')}, this runtime "
+                f"speaks {ABI_VERSION}: recompile it"
+            )
         if meta.get("host") != host_features_key():
-            raise ValueError(f"{entry} was compiled for other CPU features "
-                             f"({meta.get('host')}); this machine is {host_features_key()}")
+            raise ValueError(
+                f"{entry} was compiled for other CPU features "
+                f"({meta.get('host')}); this machine is {host_features_key()}"
+            )
     asm = read_asm(entry)
     module = None
     if meta["backend"] == "interpret":
@@ -252,6 +275,5 @@ def load_compiled(path: str | os.PathLike[str]) -> CompiledKernel:
 
 
 def read_asm(entry: Path) -> dict[str, str]:
-    names = {"ir": "kernel.ir", "opt_ir": "kernel.opt.ir", "c": "kernel.c",
-             "sim_c": "kernel.sim.c"}
+    names = {"ir": "kernel.ir", "opt_ir": "kernel.opt.ir", "c": "kernel.c", "sim_c": "kernel.sim.c"}
     return {k: (entry / f).read_text() for k, f in names.items() if (entry / f).exists()}

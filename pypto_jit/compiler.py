@@ -26,8 +26,9 @@ from .passes import run_pipeline
 _PACKAGE_DIR = Path(__file__).parent
 
 
-def compile_module(src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec],
-                   timings: dict[str, float]) -> tuple[Module, Module]:
+def compile_module(
+    src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec], timings: dict[str, float]
+) -> tuple[Module, Module]:
     """The lowered and the optimized module for one specialization."""
     t0 = time.perf_counter()
     module = lower(src, names, specs)
@@ -48,8 +49,16 @@ def _dump(stage: str, module: Module) -> None:
     print(print_module(module), file=sys.stderr)
 
 
-def build_entry(tmp: Path, src: KernelSource, module: Module, optimized: Module, backend: str,
-                meta: dict, timings: dict[str, float], debug: bool = False) -> dict:
+def build_entry(
+    tmp: Path,
+    src: KernelSource,
+    module: Module,
+    optimized: Module,
+    backend: str,
+    meta: dict,
+    timings: dict[str, float],
+    debug: bool = False,
+) -> dict:
     """Write kernel.py, kernel.ir, kernel.opt.ir and, for C backends, kernel.c and kernel.so."""
     (tmp / "kernel.py").write_text(src.text)
     (tmp / "kernel.ir").write_text(print_module(module))
@@ -78,11 +87,18 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
     src = jitfn.source
     names = jitfn.arg_names
     key_parts = {
-        "source": jitfn.dependency_digest, "specs": [repr(s) for s in specs],
-        "backend": backend, "debug": jitfn.debug, "package": package_digest(),
+        "source": jitfn.dependency_digest,
+        "specs": [repr(s) for s in specs],
+        "backend": backend,
+        "debug": jitfn.debug,
+        "package": package_digest(),
     }
-    meta = {"name": src.fn.__name__, "backend": backend, "source_file": src.file,
-            "package_version": __version__}
+    meta = {
+        "name": src.fn.__name__,
+        "backend": backend,
+        "source_file": src.file,
+        "package_version": __version__,
+    }
     if backend != "interpret":
         from .runtime.compiler import cc_identity, compile_flags, host_features_key
         from .runtime.shim import ABI_VERSION
@@ -102,9 +118,16 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
         _check_outputs(jitfn, specs, dirs)
         params = _params_meta(jitfn, specs, dirs)
         signature = f"{meta['name']}({describe_params(params)})"
-        entry = build_entry(tmp, src, module, optimized, backend,
-                            {**meta, "params": params, "signature": signature}, timings,
-                            debug=jitfn.debug)
+        entry = build_entry(
+            tmp,
+            src,
+            module,
+            optimized,
+            backend,
+            {**meta, "params": params, "signature": signature},
+            timings,
+            debug=jitfn.debug,
+        )
         entry["compile_seconds"] = time.perf_counter() - t0
         return entry
 
@@ -112,9 +135,11 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
     path, entry_meta, built = cache.get_or_build(key, build)
     if "timing" in config.debug_flags():
         what = "compiled" if built else "cache hit"
-        print(f"[pypto] {meta['name']} ({backend}): {what} in "
-              f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}",
-              file=sys.stderr)
+        print(
+            f"[pypto] {meta['name']} ({backend}): {what} in "
+            f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}",
+            file=sys.stderr,
+        )
     asm = read_asm(path)
     module = None
     if backend == "interpret":
@@ -153,7 +178,9 @@ def _check_outputs(jitfn, specs: list[ArgSpec], dirs: dict[int, str]) -> None:
                 f"parameter '{arg.arg}' is declared pl.Out, but the kernel also loads from it "
                 "(its direction is inout): an output that is read must hold the caller's "
                 "data, so it cannot be allocated; drop pl.Out and pass it in place",
-                loc, jitfn.source.source_line(loc))
+                loc,
+                jitfn.source.source_line(loc),
+            )
         k += 1
 
 

@@ -36,8 +36,14 @@ class JITFunction:
 
     __pypto_jit__ = True
 
-    def __init__(self, fn: Callable, *, backend: str | None = None,
-                 do_not_specialize: Sequence[str | int] = (), debug: bool = False):
+    def __init__(
+        self,
+        fn: Callable,
+        *,
+        backend: str | None = None,
+        do_not_specialize: Sequence[str | int] = (),
+        debug: bool = False,
+    ):
         if backend is not None and backend not in config.BACKENDS:
             raise ValueError(f"backend={backend!r} is not one of {', '.join(config.BACKENDS)}")
         self.fn = fn
@@ -45,18 +51,22 @@ class JITFunction:
         self.debug = debug
         self.params = _parameters(fn)
         self.arg_names = [p.name for p in self.params]
-        self.constexprs = frozenset(i for i, p in enumerate(self.params)
-                                    if _is_constexpr_annotation(p.annotation))
+        self.constexprs = frozenset(
+            i for i, p in enumerate(self.params) if _is_constexpr_annotation(p.annotation)
+        )
         self._constexpr_flags = [i in self.constexprs for i in range(len(self.params))]
         # Parameter names from position i on: a launch that passes i positional arguments
         # and the rest by name binds with one map over _tails[i].
         self._tails = [tuple(self.arg_names[i:]) for i in range(len(self.arg_names) + 1)]
-        self.outs = {i: p.annotation for i, p in enumerate(self.params)
-                     if isinstance(p.annotation, lang.Out)}
-        self.defaults = {p.name: p.default for p in self.params
-                         if p.default is not inspect.Parameter.empty}
+        self.outs = {
+            i: p.annotation for i, p in enumerate(self.params) if isinstance(p.annotation, lang.Out)
+        }
+        self.defaults = {
+            p.name: p.default for p in self.params if p.default is not inspect.Parameter.empty
+        }
         self.no_specialize = frozenset(
-            self.arg_names.index(d) if isinstance(d, str) else d for d in do_not_specialize)
+            self.arg_names.index(d) if isinstance(d, str) else d for d in do_not_specialize
+        )
         self._kernels: dict[Any, CompiledKernel] = {}
         self._last: CompiledKernel | None = None
         self._compile_lock = threading.Lock()
@@ -68,8 +78,10 @@ class JITFunction:
         return KernelSource(self.fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(f"{self.fn.__name__} is a @pypto.jit kernel: launch it over a grid "
-                        f"with {self.fn.__name__}[grid](...)")
+        raise TypeError(
+            f"{self.fn.__name__} is a @pypto.jit kernel: launch it over a grid "
+            f"with {self.fn.__name__}[grid](...)"
+        )
 
     def __getitem__(self, grid: Grid) -> Callable[..., Any]:
         return functools.partial(self.run, grid=grid)
@@ -102,8 +114,14 @@ class JITFunction:
         return f"{self.signature}\n\n{doc}".rstrip()
 
     # -- launch -----------------------------------------------------------------
-    def run(self, *args: Any, grid: Grid, num_threads: int | None = None,
-            backend: str | None = None, **kwargs: Any) -> Any:
+    def run(
+        self,
+        *args: Any,
+        grid: Grid,
+        num_threads: int | None = None,
+        backend: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         bound, allocated = args, None
         if kwargs or len(args) != len(self.arg_names):
             try:  # the common case: the trailing parameters (constexprs) given by name
@@ -116,8 +134,9 @@ class JITFunction:
         iargs: list = []
         fargs: list = []
         key = [backend]
-        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound,
-                                         strict=False):  # bound may be a tuple
+        for is_constexpr, name, a in zip(
+            self._constexpr_flags, self.arg_names, bound, strict=False
+        ):  # bound may be a tuple
             key.append((a,) if is_constexpr or a is None else arg_key(name, a, iargs, fargs))
         key = tuple(key)
         kernel = self._kernels.get(key)
@@ -131,35 +150,39 @@ class JITFunction:
         return None
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list, list[int]]:
-        bound, allocated = bind_arguments(self.fn.__name__, self.arg_names, list(self.outs),
-                                          args, kwargs, self.defaults)
+        bound, allocated = bind_arguments(
+            self.fn.__name__, self.arg_names, list(self.outs), args, kwargs, self.defaults
+        )
         if allocated:
-            allocate_outputs(self.fn.__name__, self.arg_names, bound, allocated,
-                             self.outs.__getitem__)
+            allocate_outputs(
+                self.fn.__name__, self.arg_names, bound, allocated, self.outs.__getitem__
+            )
         return bound, allocated
 
-    def warmup(self, *args: Any, grid: Grid | None = None, backend: str | None = None,
-               **kwargs: Any) -> CompiledKernel:
+    def warmup(
+        self, *args: Any, grid: Grid | None = None, backend: str | None = None, **kwargs: Any
+    ) -> CompiledKernel:
         """Compile for these arguments without launching; returns the ``CompiledKernel``.
 
         Arguments may be real tensors or ``pypto.TensorSpec(shape, dtype)`` placeholders;
         left-out ``pl.Out`` parameters are described from their annotation.
         """
         del grid  # accepted for symmetry with a launch; compiling does not need it
-        bound, allocated = bind_arguments(self.fn.__name__, self.arg_names, list(self.outs),
-                                          args, kwargs, self.defaults)
+        bound, allocated = bind_arguments(
+            self.fn.__name__, self.arg_names, list(self.outs), args, kwargs, self.defaults
+        )
         if allocated:
             from .arguments import TensorSpec
 
-            allocate_outputs(self.fn.__name__, self.arg_names, bound, allocated,
-                             self.outs.__getitem__)
+            allocate_outputs(
+                self.fn.__name__, self.arg_names, bound, allocated, self.outs.__getitem__
+            )
             for i in allocated:  # keep no data: compile for the allocation's layout only
                 a = bound[i]
                 bound[i] = TensorSpec(tuple(a.shape), a.dtype, _element_strides(a))
         backend = backend or self.backend or config.default_backend()
         key = [backend]
-        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound,
-                                         strict=True):
+        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound, strict=True):
             key.append((a,) if is_constexpr or a is None else arg_key(name, a, [], []))
         key = tuple(key)
         kernel = self._kernels.get(key)
@@ -173,8 +196,9 @@ class JITFunction:
                 value = a.value if isinstance(a, lang.constexpr) else a
                 specs.append(ArgSpec("constexpr", value=value))
             else:
-                specs.append(arg_spec(self.arg_names[i], a, key[i + 1],
-                                      i not in self.no_specialize))
+                specs.append(
+                    arg_spec(self.arg_names[i], a, key[i + 1], i not in self.no_specialize)
+                )
         return specs
 
     def _compile(self, key: tuple, bound: Sequence, backend: str) -> CompiledKernel:
@@ -221,9 +245,15 @@ def _global_names(tree: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def jit(fn: Callable | None = None, *, backend: str | None = None,
-        do_not_specialize: Sequence[str | int] = (), debug: bool = False):
+def jit(
+    fn: Callable | None = None,
+    *,
+    backend: str | None = None,
+    do_not_specialize: Sequence[str | int] = (),
+    debug: bool = False,
+):
     """Decorate a Python function as a kernel: ``@pypto.jit`` or ``@pypto.jit(backend=...)``."""
+
     def wrap(f: Callable) -> JITFunction:
         return JITFunction(f, backend=backend, do_not_specialize=do_not_specialize, debug=debug)
 

@@ -25,8 +25,9 @@ class _Missing:
 MISSING = _Missing()
 
 
-def bind_arguments(fn: str, names: Sequence[str], outs: Sequence[int], args: tuple,
-                   kwargs: dict, defaults: dict) -> tuple[list, list[int]]:
+def bind_arguments(
+    fn: str, names: Sequence[str], outs: Sequence[int], args: tuple, kwargs: dict, defaults: dict
+) -> tuple[list, list[int]]:
     """(bound arguments in parameter order, indices of outputs to allocate)."""
     for k in kwargs:
         if k not in names:
@@ -66,24 +67,28 @@ def _bind(fn, order, args, kwargs, defaults, outs, all_names=None) -> list:
                 missing.append(order[i])
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
-        raise TypeError(f"{fn}() missing argument{'s' if len(missing) > 1 else ''} {names}; "
-                        + _counts(fn, all_names, outs, len(args) + len(kwargs), defaults))
+        raise TypeError(
+            f"{fn}() missing argument{'s' if len(missing) > 1 else ''} {names}; "
+            + _counts(fn, all_names, outs, len(args) + len(kwargs), defaults)
+        )
     return bound
 
 
-def _counts(fn: str, names: Sequence[str], outs: Sequence[int], given: int,
-            defaults: dict) -> str:
+def _counts(fn: str, names: Sequence[str], outs: Sequence[int], given: int, defaults: dict) -> str:
     total = f"{len(names)} ({', '.join(names)})"
     if not outs:
         return f"{fn}() takes {total} arguments, got {given}"
     others = [n for i, n in enumerate(names) if i not in outs]
-    return (f"{fn}() takes {total} arguments to run in place, or {len(others)} "
-            f"({', '.join(others)}) leaving out the outputs to have them allocated and "
-            f"returned; got {given}")
+    return (
+        f"{fn}() takes {total} arguments to run in place, or {len(others)} "
+        f"({', '.join(others)}) leaving out the outputs to have them allocated and "
+        f"returned; got {given}"
+    )
 
 
-def allocate_outputs(fn: str, names: Sequence[str], bound: list, outs: Sequence[int],
-                     describe: Callable[[int], Any]) -> None:
+def allocate_outputs(
+    fn: str, names: Sequence[str], bound: list, outs: Sequence[int], describe: Callable[[int], Any]
+) -> None:
     """Fill ``bound[i]`` for every output ``i`` with a new array.
 
     ``describe(i)`` gives a ``pl.Out`` annotation (kernels) or an ``ArgSpec``
@@ -102,24 +107,30 @@ def _resolve(fn: str, name: str, out: Any, env: dict) -> tuple[tuple[int, ...], 
 
     if isinstance(out, ArgSpec):
         if any(d is None for d in out.shape):
-            raise TypeError(f"{fn}(): cannot allocate output '{name}': its shape is not "
-                            "specialized; pass it yourself (in-place style)")
+            raise TypeError(
+                f"{fn}(): cannot allocate output '{name}': its shape is not "
+                "specialized; pass it yourself (in-place style)"
+            )
         return tuple(out.shape), out.dtype
     if out.like is not None:
         like = env.get(out.like)
         if like is None or not hasattr(like, "shape"):
-            raise TypeError(f"{fn}(): output '{name}' is declared like '{out.like}', which is "
-                            "not a tensor argument of this launch")
+            raise TypeError(
+                f"{fn}(): output '{name}' is declared like '{out.like}', which is "
+                "not a tensor argument of this launch"
+            )
         dtype = ir_dtype(out.dtype) if out.dtype is not None else _dtype_of(like)
         return tuple(like.shape), dtype
     shape = out.shape(dict(env)) if callable(out.shape) else out.shape
     dims = []
-    for d in (shape if isinstance(shape, (tuple, list)) else (shape,)):
+    for d in shape if isinstance(shape, (tuple, list)) else (shape,):
         value = env.get(d) if isinstance(d, str) else d
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{fn}(): cannot allocate output '{name}': shape entry {d!r} is "
-                            "not an int or the name of an int argument; pass the output "
-                            "yourself (in-place style)")
+            raise TypeError(
+                f"{fn}(): cannot allocate output '{name}': shape entry {d!r} is "
+                "not an int or the name of an int argument; pass the output "
+                "yourself (in-place style)"
+            )
         dims.append(value)
     if out.dtype is None:
         raise TypeError(f"{fn}(): output '{name}' needs dtype= in its pl.Out annotation")
@@ -139,6 +150,5 @@ def _empty(name: str, shape: tuple[int, ...], dtype: irt.ScalarType, use_torch: 
         torch_dtype = {v: k for k, v in torch_types().items()}[dtype]
         return torch.empty(shape, dtype=torch_dtype)
     if dtype == irt.bf16:
-        raise TypeError(f"output '{name}' is bfloat16, which numpy cannot hold; pass torch "
-                        "tensors")
+        raise TypeError(f"output '{name}' is bfloat16, which numpy cannot hold; pass torch tensors")
     return np.empty(shape, dtype=dtype.np_dtype)

@@ -10,8 +10,13 @@ from typing import Any
 import numpy as np
 
 
-def do_bench(fn: Callable[[], Any], warmup: int = 5, rep: int = 50,
-             quantiles: Sequence[float] | None = None, min_time: float = 0.05) -> Any:
+def do_bench(
+    fn: Callable[[], Any],
+    warmup: int = 5,
+    rep: int = 50,
+    quantiles: Sequence[float] | None = None,
+    min_time: float = 0.05,
+) -> Any:
     """Time ``fn()`` in seconds: the median (or the requested quantiles) of ``rep`` runs.
 
     Runs at least ``rep`` times and at least ``min_time`` seconds in all, so short

@@ -28,8 +28,9 @@ def axpy(x, y, out: pl.Out(like="x"), n, alpha, BLOCK: pl.constexpr):
     """out = alpha * x + y"""
     offs = pl.program_id(0) * BLOCK + pl.arange(0, BLOCK)
     mask = offs < n
-    pl.store(out + offs, alpha * pl.load(x + offs, mask=mask) + pl.load(y + offs, mask=mask),
-             mask=mask)
+    pl.store(
+        out + offs, alpha * pl.load(x + offs, mask=mask) + pl.load(y + offs, mask=mask), mask=mask
+    )
 
 
 def main(argv=None) -> None:
@@ -64,16 +65,24 @@ def main(argv=None) -> None:
         print("a mismatched launch is refused:", e)
 
     # 3. Reload in a new process that never imports this file.
-    script = "import sys, torch, pypto_jit as p; ck = p.load_compiled(sys.argv[1]); " \
-             "x = torch.ones(10000); print(ck[(10,)](x, x, 10000, 2.0)[:3].tolist())"
-    result = subprocess.run([sys.executable, "-c", script, os.fspath(ck)], capture_output=True,
-                            text=True, check=True)
+    script = (
+        "import sys, torch, pypto_jit as p; ck = p.load_compiled(sys.argv[1]); "
+        "x = torch.ones(10000); print(ck[(10,)](x, x, 10000, 2.0)[:3].tolist())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, os.fspath(ck)], capture_output=True, text=True, check=True
+    )
     print("reloaded in a new process:", result.stdout.strip())
 
-    rows = [[p["name"], p["kind"], p.get("dtype", ""), p.get("direction") or ""]
-            for p in ck.metadata["params"]]
-    print_table("pypto-jit parameters (directions read off the IR)",
-                ["name", "kind", "dtype", "direction"], rows)
+    rows = [
+        [p["name"], p["kind"], p.get("dtype", ""), p.get("direction") or ""]
+        for p in ck.metadata["params"]
+    ]
+    print_table(
+        "pypto-jit parameters (directions read off the IR)",
+        ["name", "kind", "dtype", "direction"],
+        rows,
+    )
     launch = per_call(lambda: axpy[grid](x, y, out, n, 2.0, BLOCK=block))
     print(f"pypto-jit launch, cache hit: {launch * 1e6:.2f} us")
 

@@ -61,18 +61,29 @@ def benchmark(sizes, out_dir=None) -> str:
         t_pp = do_bench(lambda: add(x, y, out))  # noqa: B023
         t_th = do_bench(lambda: torch.add(x, y, out=out))  # noqa: B023
         t_np = do_bench(lambda: np.add(xn, yn, out=on))  # noqa: B023
-        rows.append([f"2^{n.bit_length() - 1}", nbytes / t_pp / 1e9, nbytes / t_th / 1e9,
-                     nbytes / t_np / 1e9,
-                     t_th / t_pp])
-    table = print_table("vector add fp32 (GB/s, median)",
-                        ["size", "pypto-jit", "torch", "numpy", "pypto/torch"], rows)
+        rows.append(
+            [
+                f"2^{n.bit_length() - 1}",
+                nbytes / t_pp / 1e9,
+                nbytes / t_th / 1e9,
+                nbytes / t_np / 1e9,
+                t_th / t_pp,
+            ]
+        )
+    table = print_table(
+        "vector add fp32 (GB/s, median)",
+        ["size", "pypto-jit", "torch", "numpy", "pypto/torch"],
+        rows,
+    )
     x, y = torch.rand(16), torch.rand(16)
     out = torch.empty_like(x)
     add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)
     launch = per_call(lambda: add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16))
     torch_launch = per_call(lambda: torch.add(x, y, out=out))
-    line = (f"launch, cache hit (16 elements, grid (1,)): pypto-jit {launch * 1e6:.2f} us, "
-            f"torch.add(out=) {torch_launch * 1e6:.2f} us")
+    line = (
+        f"launch, cache hit (16 elements, grid (1,)): pypto-jit {launch * 1e6:.2f} us, "
+        f"torch.add(out=) {torch_launch * 1e6:.2f} us"
+    )
     print(line)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

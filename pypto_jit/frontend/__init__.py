@@ -24,8 +24,9 @@ def lower(src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec]) -> 
     params, arg_types = [], []
     for name, spec in zip(names, specs, strict=True):
         if spec.kind == "tensor":
-            params.append(Param(name, "tensor", irt.PtrType(spec.dtype), spec.shape, spec.strides,
-                                spec.facts))
+            params.append(
+                Param(name, "tensor", irt.PtrType(spec.dtype), spec.shape, spec.strides, spec.facts)
+            )
             arg_types.append(irt.PtrType(spec.dtype))
         elif spec.kind == "scalar":
             params.append(Param(name, "scalar", spec.dtype, facts=spec.facts))

@@ -168,8 +168,10 @@ def _where(lw, condition, x, y):
 def _cast(lw, input, dtype, fp_downcast_rounding=None, bitcast=False):  # noqa: A002
     t = as_dtype(dtype)
     if fp_downcast_rounding not in (None, "rtne"):
-        raise SemanticError(f"fp_downcast_rounding={fp_downcast_rounding!r} is not supported; "
-                            "casts round to nearest even")
+        raise SemanticError(
+            f"fp_downcast_rounding={fp_downcast_rounding!r} is not supported; "
+            "casts round to nearest even"
+        )
     if not const_bool(bitcast, "bitcast"):
         return lw.sem.cast(input, t)
     x = numeric(lw, input, "bitcast")

@@ -52,9 +52,13 @@ class ControlFlow:
         before = dict(self.env)
         then_block, then_env = self._branch(node.body, before)
         else_block, else_env = self._branch(node.orelse, before)
-        names = [n for n in dict.fromkeys([*then_env, *else_env])
-                 if n in then_env and n in else_env
-                 and not (then_env[n] is before.get(n) and else_env[n] is before.get(n))]
+        names = [
+            n
+            for n in dict.fromkeys([*then_env, *else_env])
+            if n in then_env
+            and n in else_env
+            and not (then_env[n] is before.get(n) and else_env[n] is before.get(n))
+        ]
         results = []
         for n in names:
             results.append(self._merge_type(n, then_env[n], else_env[n], node))
@@ -64,12 +68,18 @@ class ControlFlow:
         }:
             if n not in before:
                 self.partial.add(n)
-        then_block = self._finish(then_block, [then_env[names[i]] for i in carried],
-                                  [results[i] for i in carried])
-        else_block = self._finish(else_block, [else_env[names[i]] for i in carried],
-                                  [results[i] for i in carried])
-        op = self.b.emit(Op.IF, (cond.value,), tuple(results[i] for i in carried),
-                         regions=(then_block, else_block))
+        then_block = self._finish(
+            then_block, [then_env[names[i]] for i in carried], [results[i] for i in carried]
+        )
+        else_block = self._finish(
+            else_block, [else_env[names[i]] for i in carried], [results[i] for i in carried]
+        )
+        op = self.b.emit(
+            Op.IF,
+            (cond.value,),
+            tuple(results[i] for i in carried),
+            regions=(then_block, else_block),
+        )
         for i, n in enumerate(names):
             if results[i] is None:
                 self.env[n] = then_env[n]  # identical compile-time value in both branches
@@ -110,13 +120,21 @@ class ControlFlow:
             shp = broadcast_shapes(irt.shape(ta), irt.shape(tb))
         except Exception:
             raise self._mismatch(name, a, b, node, where) from None
-        e = computation_type(irt.scalar_of(ta), not isinstance(a, Tensor),
-                             irt.scalar_of(tb), not isinstance(b, Tensor), False)
+        e = computation_type(
+            irt.scalar_of(ta),
+            not isinstance(a, Tensor),
+            irt.scalar_of(tb),
+            not isinstance(b, Tensor),
+            False,
+        )
         return irt.with_shape(e, shp)
 
     def _mismatch(self, name, a, b, node, where):
-        return self.error(node, f"'{name}' has different types in {where}: "
-                          f"{describe(a)} and {describe(b)}", TypeCheckError)
+        return self.error(
+            node,
+            f"'{name}' has different types in {where}: {describe(a)} and {describe(b)}",
+            TypeCheckError,
+        )
 
     def _finish(self, block, values, result_types):
         """Append conversions and the YIELD of ``values`` (as ``result_types``) to ``block``."""
@@ -147,16 +165,21 @@ class ControlFlow:
         it = node.iter
         fn = self.visit(it.func) if isinstance(it, ast.Call) else None
         if fn not in (range, lang.range, lang.static_range):
-            raise self.error(it, "kernels can loop only over range(...), pl.range(...) or "
-                             "pl.static_range(...)")
+            raise self.error(
+                it, "kernels can loop only over range(...), pl.range(...) or pl.static_range(...)"
+            )
         args = [self.visit(a) for a in it.args]
         kwargs = {k.arg: self.visit(k.value) for k in it.keywords if k.arg is not None}
         if fn is range and kwargs:
-            raise self.error(it, "range() takes no keyword arguments; pl.range(...) takes "
-                             "loop hints", TypeCheckError)
+            raise self.error(
+                it,
+                "range() takes no keyword arguments; pl.range(...) takes loop hints",
+                TypeCheckError,
+            )
         try:  # bind like the marker's signature (pl.range hints are accepted and ignored)
             bound = inspect.signature(fn if fn is not range else lang.static_range).bind(
-                *args, **kwargs)
+                *args, **kwargs
+            )
         except TypeError as e:
             raise self.error(it, f"{_loop_name(fn)}: {e}", TypeCheckError) from None
         a = bound.arguments
@@ -172,12 +195,18 @@ class ControlFlow:
             self.visit_body(node.body)
 
     def visit_Break(self, node: ast.Break) -> None:
-        raise self.error(node, "'break' is not supported in a kernel: loops run to the end; "
-                         "use a 'while' loop whose condition turns false instead")
+        raise self.error(
+            node,
+            "'break' is not supported in a kernel: loops run to the end; "
+            "use a 'while' loop whose condition turns false instead",
+        )
 
     def visit_Continue(self, node: ast.Continue) -> None:
-        raise self.error(node, "'continue' is not supported in a kernel; put the rest of the "
-                         "loop body under an 'if' instead")
+        raise self.error(
+            node,
+            "'continue' is not supported in a kernel; put the rest of the "
+            "loop body under an 'if' instead",
+        )
 
     def _runtime_for(self, node: ast.For, start, stop, step) -> None:
         if all(not isinstance(x, Tensor) for x in (start, stop, step)):
@@ -220,8 +249,11 @@ class ControlFlow:
             self._bind(names, args, inits)
             cond = self.visit(node.test)
             if not isinstance(cond, Tensor):
-                raise self.error(node.test, "a 'while' condition must depend on run-time "
-                                 "values; use 'for' or 'if' for compile-time ones")
+                raise self.error(
+                    node.test,
+                    "a 'while' condition must depend on run-time "
+                    "values; use 'for' or 'if' for compile-time ones",
+                )
             cond = self._scalar_condition(cond, node.test)
             self.b.emit(Op.CONDITION, (cond.value, *args))
             regions.append(self.b.close_block())
@@ -231,8 +263,9 @@ class ControlFlow:
             return [self.env.get(n) for n in names]
 
         def emit(inits, types, block):
-            return self.b.emit(Op.WHILE, tuple(i.value for i in inits), tuple(types),
-                               regions=(regions[0], block))
+            return self.b.emit(
+                Op.WHILE, tuple(i.value for i in inits), tuple(types), regions=(regions[0], block)
+            )
 
         self._loop(node, names, body, emit)
 
@@ -255,8 +288,13 @@ class ControlFlow:
             inits = [self._convert(v, t) for v, t in zip(values, types, strict=True)]
             nexts = build_body(inits, types)
             new_types = [
-                self._common_type(n, Tensor(inits[i].value), nexts[i], node,
-                                  "this loop (before and after one iteration)")
+                self._common_type(
+                    n,
+                    Tensor(inits[i].value),
+                    nexts[i],
+                    node,
+                    "this loop (before and after one iteration)",
+                )
                 for i, n in enumerate(names)
             ]
             if new_types == types:
@@ -277,9 +315,12 @@ class ControlFlow:
             return value.type
         if isinstance(value, _NUMBER):
             return literal_type(value)
-        raise self.error(node, f"'{name}' ({describe(value)}) is reassigned inside a loop; only "
-                         "numbers and tensors can change from one iteration to the next",
-                         TypeCheckError)
+        raise self.error(
+            node,
+            f"'{name}' ({describe(value)}) is reassigned inside a loop; only "
+            "numbers and tensors can change from one iteration to the next",
+            TypeCheckError,
+        )
 
 
 def _scalar(x) -> irt.ScalarType | None:
@@ -297,8 +338,11 @@ def _loop_name(fn) -> str:
 def _static_range(args, lw, node) -> range:
     for a in args:
         if isinstance(a, bool) or not isinstance(a, int):
-            raise lw.error(node, "pl.static_range bounds must be compile-time integers, got "
-                           f"{describe(a)}", TypeCheckError)
+            raise lw.error(
+                node,
+                f"pl.static_range bounds must be compile-time integers, got {describe(a)}",
+                TypeCheckError,
+            )
     if len(args) == 3 and args[2] == 0:
         raise lw.error(node, "pl.static_range() step must not be zero", TypeCheckError)
     return range(*args)
@@ -313,11 +357,13 @@ def _range_args(args, lw, node):
         raise lw.error(node, "range() takes 1 to 3 arguments", TypeCheckError)
     for a in args:
         if not isinstance(a, Tensor) and (isinstance(a, bool) or not isinstance(a, int)):
-            raise lw.error(node, f"range() bounds must be integers, got {describe(a)}",
-                           TypeCheckError)
+            raise lw.error(
+                node, f"range() bounds must be integers, got {describe(a)}", TypeCheckError
+            )
         if isinstance(a, Tensor) and (not a.scalar.is_int or a.is_block):
-            raise lw.error(node, f"range() bounds must be integer scalars, got {a.type}",
-                           TypeCheckError)
+            raise lw.error(
+                node, f"range() bounds must be integer scalars, got {a.type}", TypeCheckError
+            )
     return args
 
 

@@ -26,8 +26,14 @@ _BINOPS = {
     ast.FloorDiv: Op.IDIV, ast.Mod: Op.MOD, ast.BitAnd: Op.AND, ast.BitOr: Op.OR,
     ast.BitXor: Op.XOR, ast.LShift: Op.SHL, ast.RShift: Op.SHR,
 }  # fmt: skip
-_CMPOPS = {ast.Lt: Op.LT, ast.LtE: Op.LE, ast.Gt: Op.GT, ast.GtE: Op.GE, ast.Eq: Op.EQ,
-           ast.NotEq: Op.NE}
+_CMPOPS = {
+    ast.Lt: Op.LT,
+    ast.LtE: Op.LE,
+    ast.Gt: Op.GT,
+    ast.GtE: Op.GE,
+    ast.Eq: Op.EQ,
+    ast.NotEq: Op.NE,
+}
 _MAX_INLINE_DEPTH = 32
 
 
@@ -111,8 +117,11 @@ class Lowering(ControlFlow, ast.NodeVisitor):
             self.partial.discard(target.id)
         elif isinstance(target, (ast.Tuple, ast.List)):
             if not isinstance(value, tuple) or len(value) != len(target.elts):
-                raise self.error(target, f"cannot unpack {describe(value)} into "
-                                 f"{len(target.elts)} names", TypeCheckError)
+                raise self.error(
+                    target,
+                    f"cannot unpack {describe(value)} into {len(target.elts)} names",
+                    TypeCheckError,
+                )
             for t, v in zip(target.elts, value, strict=True):
                 self.assign(t, v)
         else:
@@ -144,8 +153,11 @@ class Lowering(ControlFlow, ast.NodeVisitor):
         if name in self.env:
             return self.env[name]
         if name in self.partial:
-            raise self.error(node, f"'{name}' is assigned in only one branch of an 'if' "
-                             "and cannot be used after it", TypeCheckError)
+            raise self.error(
+                node,
+                f"'{name}' is assigned in only one branch of an 'if' and cannot be used after it",
+                TypeCheckError,
+            )
         if name in self.src.fn.__globals__:
             return self.ctx.read_global(self.src, name, self.src.fn.__globals__[name], self, node)
         closure = _closure_vars(self.src.fn)
@@ -168,8 +180,9 @@ class Lowering(ControlFlow, ast.NodeVisitor):
             try:
                 value = getattr(base, node.attr)
             except AttributeError:
-                raise self.error(node, f"{describe(base)} has no attribute '{node.attr}'",
-                                 TypeCheckError) from None
+                raise self.error(
+                    node, f"{describe(base)} has no attribute '{node.attr}'", TypeCheckError
+                ) from None
             return value.value if isinstance(value, lang.constexpr) else value
         raise self.error(node, f"attribute '{node.attr}' of {describe(base)} is not supported")
 
@@ -193,8 +206,9 @@ class Lowering(ControlFlow, ast.NodeVisitor):
         if any(i is not None and i != slice(None) for i in items):
             raise self.error(node, "blocks can only be indexed with ':' and None")
         if sum(i == slice(None) for i in items if i is not None) != len(x.shape):
-            raise self.error(node, f"index has the wrong number of ':' for {x.type}",
-                             TypeCheckError)
+            raise self.error(
+                node, f"index has the wrong number of ':' for {x.type}", TypeCheckError
+            )
         v, axis = x.value, 0
         for i in items:
             if i is None:
@@ -213,15 +227,20 @@ class Lowering(ControlFlow, ast.NodeVisitor):
             try:
                 return PY_BINARY[ir_op](a, b)
             except (TypeError, ZeroDivisionError) as e:
-                raise self.error(node, f"compile-time arithmetic failed: {e}",
-                                 TypeCheckError) from None
+                raise self.error(
+                    node, f"compile-time arithmetic failed: {e}", TypeCheckError
+                ) from None
         return self.sem.binary(ir_op, a, b)
 
     def visit_UnaryOp(self, node: ast.UnaryOp):
         x = self.visit(node.operand)
         if not isinstance(x, Tensor):
-            return {ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Not: lambda v: not v,
-                    ast.Invert: lambda v: ~v}[type(node.op)](x)
+            return {
+                ast.USub: lambda v: -v,
+                ast.UAdd: lambda v: +v,
+                ast.Not: lambda v: not v,
+                ast.Invert: lambda v: ~v,
+            }[type(node.op)](x)
         if isinstance(node.op, ast.UAdd):
             return x
         if isinstance(node.op, ast.USub):
@@ -302,8 +321,11 @@ class Lowering(ControlFlow, ast.NodeVisitor):
         if isinstance(getattr(fn, "__self__", None), lang.dtype):  # x.dtype.is_floating()
             return fn(*args, **kwargs)
         name = getattr(fn, "__name__", describe(fn))
-        raise self.error(node, f"calling '{name}' is not supported in a kernel; only pl.* "
-                         "functions and other @pypto.jit functions can be called")
+        raise self.error(
+            node,
+            f"calling '{name}' is not supported in a kernel; only pl.* "
+            "functions and other @pypto.jit functions can be called",
+        )
 
     def py_minmax(self, fn, args, node):
         if len(args) < 2:
@@ -335,15 +357,20 @@ def _is_jit(obj) -> bool:
 def _is_constexpr_annotation(ann: ast.expr | None) -> bool:
     if isinstance(ann, ast.Constant) and isinstance(ann.value, str):
         return ann.value.split(".")[-1] == "constexpr"
-    return (isinstance(ann, ast.Attribute) and ann.attr == "constexpr"
-            or isinstance(ann, ast.Name) and ann.id == "constexpr")
+    return (
+        isinstance(ann, ast.Attribute)
+        and ann.attr == "constexpr"
+        or isinstance(ann, ast.Name)
+        and ann.id == "constexpr"
+    )
 
 
 def _closure_vars(fn) -> dict:
     if not fn.__closure__:
         return {}
-    return {n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__,
-                                                 strict=True)}
+    return {
+        n: c.cell_contents for n, c in zip(fn.__code__.co_freevars, fn.__closure__, strict=True)
+    }
 
 
 class LoweringContext:
@@ -360,9 +387,12 @@ class LoweringContext:
             return value
         if value is None:
             return None
-        raise lw.error(node, f"global '{name}' is a {type(value).__name__}, not a constexpr: "
-                       f"kernels may read only constexpr globals ({name} = pl.constexpr(...))",
-                       TypeCheckError)
+        raise lw.error(
+            node,
+            f"global '{name}' is a {type(value).__name__}, not a constexpr: "
+            f"kernels may read only constexpr globals ({name} = pl.constexpr(...))",
+            TypeCheckError,
+        )
 
     def inline(self, jit_fn, args: list, kwargs: dict, caller: Lowering, node: ast.AST):
         if self.depth >= _MAX_INLINE_DEPTH:
@@ -371,30 +401,42 @@ class LoweringContext:
         params = src.tree.args
         names = [a.arg for a in params.args]
         if params.vararg or params.kwarg or params.kwonlyargs:
-            raise caller.error(node, "helpers with *args, **kwargs or keyword-only parameters "
-                               "are not supported")
+            raise caller.error(
+                node, "helpers with *args, **kwargs or keyword-only parameters are not supported"
+            )
         env = dict(zip(names, args, strict=False))
         if len(args) > len(names):
-            raise caller.error(node, f"{src.fn.__name__}() takes {len(names)} arguments, "
-                               f"{len(args)} given", TypeCheckError)
+            raise caller.error(
+                node,
+                f"{src.fn.__name__}() takes {len(names)} arguments, {len(args)} given",
+                TypeCheckError,
+            )
         for k, v in kwargs.items():
             if k not in names or k in env:
-                raise caller.error(node, f"{src.fn.__name__}() got an unexpected or repeated "
-                                   f"argument '{k}'", TypeCheckError)
+                raise caller.error(
+                    node,
+                    f"{src.fn.__name__}() got an unexpected or repeated argument '{k}'",
+                    TypeCheckError,
+                )
             env[k] = v
-        defaults = dict(zip(names[len(names) - len(params.defaults):], params.defaults,
-                            strict=True))
+        defaults = dict(
+            zip(names[len(names) - len(params.defaults) :], params.defaults, strict=True)
+        )
         for n in names:
             if n not in env:
                 if n not in defaults:
-                    raise caller.error(node, f"{src.fn.__name__}() missing argument '{n}'",
-                                       TypeCheckError)
+                    raise caller.error(
+                        node, f"{src.fn.__name__}() missing argument '{n}'", TypeCheckError
+                    )
                 env[n] = Lowering(src, caller.b, {}, self).visit(defaults[n])
         for a in params.args:
             if _is_constexpr_annotation(a.annotation) and isinstance(env[a.arg], Tensor):
-                raise caller.error(node, f"{src.fn.__name__}() parameter '{a.arg}' is a "
-                                   f"constexpr, but got the run-time value {env[a.arg].type}",
-                                   TypeCheckError)
+                raise caller.error(
+                    node,
+                    f"{src.fn.__name__}() parameter '{a.arg}' is a "
+                    f"constexpr, but got the run-time value {env[a.arg].type}",
+                    TypeCheckError,
+                )
         self.depth += 1
         try:
             callee = Lowering(src, caller.b, env, self)
@@ -402,4 +444,3 @@ class LoweringContext:
         finally:
             self.depth -= 1
         return callee.returned
-

@@ -134,8 +134,9 @@ class Semantic:
         """Both operands as tensors of one computation type and one shape."""
         ta = a.scalar if isinstance(a, Tensor) else literal_type(a)
         tb = b.scalar if isinstance(b, Tensor) else literal_type(b)
-        t = computation_type(ta, not isinstance(a, Tensor), tb, not isinstance(b, Tensor),
-                             div_or_mod)
+        t = computation_type(
+            ta, not isinstance(a, Tensor), tb, not isinstance(b, Tensor), div_or_mod
+        )
         a, b = self.cast(a, t), self.cast(b, t)
         shp = broadcast_shapes(a.shape, b.shape)
         return self.broadcast_to(a, shp), self.broadcast_to(b, shp)
@@ -168,8 +169,10 @@ class Semantic:
         if op is Op.ADD and not (isinstance(a, Tensor) and a.is_ptr):
             a, b = b, a
         if op not in (Op.ADD, Op.SUB) or isinstance(b, Tensor) and b.is_ptr:
-            raise SemanticError(f"operator '{_SYMBOL.get(op, op)}' is not defined on pointers; "
-                                "only pointer + integer and pointer - integer are")
+            raise SemanticError(
+                f"operator '{_SYMBOL.get(op, op)}' is not defined on pointers; "
+                "only pointer + integer and pointer - integer are"
+            )
         off = b if isinstance(b, Tensor) else self.to_tensor(b)
         if not off.scalar.is_int or off.scalar.is_bool:
             raise SemanticError(f"pointer offset must be an integer, got {off.type}")
@@ -231,8 +234,19 @@ def _wrap_int(v: int, t: irt.ScalarType) -> int:
     return v
 
 
-_SYMBOL = {Op.MUL: "*", Op.DIV: "/", Op.IDIV: "//", Op.MOD: "%", Op.AND: "&", Op.OR: "|",
-           Op.XOR: "^", Op.SHL: "<<", Op.SHR: ">>", Op.ADD: "+", Op.SUB: "-"}
+_SYMBOL = {
+    Op.MUL: "*",
+    Op.DIV: "/",
+    Op.IDIV: "//",
+    Op.MOD: "%",
+    Op.AND: "&",
+    Op.OR: "|",
+    Op.XOR: "^",
+    Op.SHL: "<<",
+    Op.SHR: ">>",
+    Op.ADD: "+",
+    Op.SUB: "-",
+}
 
 # Python semantics for compile-time constants (constexpr arithmetic follows Python).
 PY_BINARY = {

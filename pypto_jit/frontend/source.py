@@ -23,8 +23,10 @@ class KernelSource:
         self.text = textwrap.dedent(raw)
         # Columns in the ast are relative to the dedented text; add the indent back.
         first_raw, first_dedented = lines[0], self.text.splitlines()[0]
-        self.indent = len(first_raw) - len(first_raw.lstrip()) - (
-            len(first_dedented) - len(first_dedented.lstrip())
+        self.indent = (
+            len(first_raw)
+            - len(first_raw.lstrip())
+            - (len(first_dedented) - len(first_dedented.lstrip()))
         )
         self.lines = raw.splitlines()
 

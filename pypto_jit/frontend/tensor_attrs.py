@@ -28,8 +28,11 @@ def tensor_attribute(lw, x: Tensor, attr: str):
     from .lowering import _BoundMethod
 
     if attr == "to":
-        return _BoundMethod(lambda dtype, fp_downcast_rounding=None, bitcast=False: call_builtin(
-            lw, "cast", [x, dtype, fp_downcast_rounding, bitcast], {}))
+        return _BoundMethod(
+            lambda dtype, fp_downcast_rounding=None, bitcast=False: call_builtin(
+                lw, "cast", [x, dtype, fp_downcast_rounding, bitcast], {}
+            )
+        )
     if attr in METHODS:  # x.sum(axis=0) is pl.sum(x, axis=0)
         return _BoundMethod(lambda *args, **kwargs: call_builtin(lw, attr, [x, *args], kwargs))
     if attr == "T":
@@ -63,8 +66,7 @@ def layout_dims(lw, layout, op: Op) -> tuple:
     value, shape, strides = layout
     known = shape if op is Op.DIM else strides
     return tuple(
-        d if d is not None else Tensor(lw.b.typed(op, value, axis=i))
-        for i, d in enumerate(known)
+        d if d is not None else Tensor(lw.b.typed(op, value, axis=i)) for i, d in enumerate(known)
     )
 
 

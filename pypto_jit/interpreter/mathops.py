@@ -56,20 +56,18 @@ arith(Op.TANH)(_via_f64(np.tanh))
 
 @arith(Op.UMULHI)
 def _umulhi(t: ScalarType, a, b):
-    """The high ``bits`` of the double-width product, signed or unsigned per ``t``."""
+    """The high ``bits`` of the double-width product of the operands taken as UNSIGNED,
+    for every integer type (as Triton's ``umulhi``, which is ``__nv_umulhi`` even for
+    int32); a signed type gets those bits reinterpreted, e.g. i32: umulhi(-1, -1) == -2."""
     a, b = np.asarray(a), np.asarray(b)
     bits = t.bits  # i1 computes in uint8: the high bit of a 2-bit product of 0/1 is 0
+    unsigned = np.dtype(f"u{a.dtype.itemsize}")  # astype wraps: the two's complement bits
+    ua, ub = a.astype(unsigned).astype(np.uint64), b.astype(unsigned).astype(np.uint64)
     if bits <= 32:
-        wide = np.int64 if t.is_signed else np.uint64  # the exact product fits
-        product = a.astype(wide) * b.astype(wide)
-        return (product >> wide(bits)).astype(a.dtype)  # arithmetic shift when signed
-    ua, ub = a.astype(np.uint64), b.astype(np.uint64)  # two's complement bits
-    hi = _umulhi64(ua, ub)
-    if t.is_signed:
-        # signed hi = unsigned hi - (a < 0 ? b : 0) - (b < 0 ? a : 0)  (mod 2**64)
-        zero = np.uint64(0)
-        hi = hi - np.where(a < 0, ub, zero) - np.where(b < 0, ua, zero)
-    return hi.astype(a.dtype)
+        hi = (ua * ub) >> np.uint64(bits)  # the exact product fits in 64 bits
+    else:
+        hi = _umulhi64(ua, ub)
+    return hi.astype(a.dtype)  # wraps into the signed type
 
 
 def _umulhi64(a: np.ndarray, b: np.ndarray) -> np.ndarray:

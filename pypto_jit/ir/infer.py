@@ -44,8 +44,10 @@ def _need(cond: bool, message: str) -> None:
 
 
 def _same(op: Op, types: list[Type]) -> Type:
-    _need(all(t == types[0] for t in types), f"{op} needs operands of one type, got "
-          + ", ".join(map(str, types)))
+    _need(
+        all(t == types[0] for t in types),
+        f"{op} needs operands of one type, got " + ", ".join(map(str, types)),
+    )
     return types[0]
 
 
@@ -101,31 +103,42 @@ def _layout(operands, attrs, declared):
 
 def _arange(operands, attrs, declared):
     start, end = attrs.get("start"), attrs.get("end")
-    _need(isinstance(start, int) and isinstance(end, int) and end > start,
-          f"arange needs int start < end, got {start}, {end}")
+    _need(
+        isinstance(start, int) and isinstance(end, int) and end > start,
+        f"arange needs int start < end, got {start}, {end}",
+    )
     return BlockType(i32, (end - start,))
 
 
 def _splat(operands, attrs, declared):
     _need(not isinstance(operands[0], BlockType), "splat needs a scalar")
-    _need(isinstance(declared, BlockType) and declared.elem == operands[0],
-          f"splat of {operands[0]} cannot give {declared}")
+    _need(
+        isinstance(declared, BlockType) and declared.elem == operands[0],
+        f"splat of {operands[0]} cannot give {declared}",
+    )
     return declared
 
 
 def _broadcast(operands, attrs, declared):
     src = operands[0]
-    _need(isinstance(declared, BlockType) and elem(src) == declared.elem
-          and _broadcastable(shape(src), declared.shape),
-          f"cannot broadcast {src} to {declared}")
+    _need(
+        isinstance(declared, BlockType)
+        and elem(src) == declared.elem
+        and _broadcastable(shape(src), declared.shape),
+        f"cannot broadcast {src} to {declared}",
+    )
     return declared
 
 
 def _reshape(operands, attrs, declared):
     src = operands[0]
-    _need(isinstance(src, BlockType) and isinstance(declared, BlockType)
-          and src.elem == declared.elem and src.numel == declared.numel,
-          f"cannot reshape {src} to {declared}")
+    _need(
+        isinstance(src, BlockType)
+        and isinstance(declared, BlockType)
+        and src.elem == declared.elem
+        and src.numel == declared.numel,
+        f"cannot reshape {src} to {declared}",
+    )
     return declared
 
 
@@ -137,8 +150,10 @@ def _expand_dims(operands, attrs, declared):
 
 
 def _cast(operands, attrs, declared):
-    _need(declared is not None and shape(declared) == shape(operands[0]),
-          f"cast cannot change the shape: {operands[0]} -> {declared}")
+    _need(
+        declared is not None and shape(declared) == shape(operands[0]),
+        f"cast cannot change the shape: {operands[0]} -> {declared}",
+    )
     _need(is_ptr(declared) == is_ptr(operands[0]), "cast between pointers and numbers")
     return declared
 
@@ -186,27 +201,36 @@ def _fma(operands, attrs, declared):
 
 def _bitcast(operands, attrs, declared):
     src = operands[0]
-    _need(declared is not None and shape(declared) == shape(src) and not is_ptr(declared)
-          and not is_ptr(src) and scalar_of(declared).bits == scalar_of(src).bits,
-          f"bitcast needs a same-width, same-shape type: {src} -> {declared}")
+    _need(
+        declared is not None
+        and shape(declared) == shape(src)
+        and not is_ptr(declared)
+        and not is_ptr(src)
+        and scalar_of(declared).bits == scalar_of(src).bits,
+        f"bitcast needs a same-width, same-shape type: {src} -> {declared}",
+    )
     return declared
 
 
 def _permute(operands, attrs, declared):
     src, order = operands[0], attrs.get("order")
     shp = shape(src)
-    _need(isinstance(order, tuple) and sorted(order) == list(range(len(shp))) and len(shp) > 0,
-          f"permute order {order} is not a permutation of the axes of {src}")
+    _need(
+        isinstance(order, tuple) and sorted(order) == list(range(len(shp))) and len(shp) > 0,
+        f"permute order {order} is not a permutation of the axes of {src}",
+    )
     return BlockType(elem(src), tuple(shp[i] for i in order))
 
 
 def _reduced_shape(src: Type, attrs: dict) -> tuple[int, ...]:
     shp, axis = shape(src), attrs.get("axis")
-    _need(isinstance(src, BlockType) and isinstance(axis, int) and 0 <= axis < len(shp),
-          f"axis {axis} is out of range for {src}")
+    _need(
+        isinstance(src, BlockType) and isinstance(axis, int) and 0 <= axis < len(shp),
+        f"axis {axis} is out of range for {src}",
+    )
     if attrs.get("keep_dims"):
-        return shp[:axis] + (1,) + shp[axis + 1:]
-    return shp[:axis] + shp[axis + 1:]
+        return shp[:axis] + (1,) + shp[axis + 1 :]
+    return shp[:axis] + shp[axis + 1 :]
 
 
 def _reduce(operands, attrs, declared):
@@ -233,8 +257,10 @@ def _dot(operands, attrs, declared):
     ok = all(isinstance(t, BlockType) and len(t.shape) == 2 for t in operands)
     _need(ok, f"dot needs 2-D blocks, got {a}, {b}, {acc}")
     (m, k), (k2, n) = a.shape, b.shape
-    _need(k == k2 and acc.shape == (m, n),
-          f"dot shapes do not agree: [{m},{k}] x [{k2},{n}] -> {list(acc.shape)}")
+    _need(
+        k == k2 and acc.shape == (m, n),
+        f"dot shapes do not agree: [{m},{k}] x [{k2},{n}] -> {list(acc.shape)}",
+    )
     _need(a.elem == b.elem and not is_ptr(a), f"dot operands differ: {a.elem} vs {b.elem}")
     return acc
 
@@ -256,8 +282,9 @@ def _atomic_cas(operands, attrs, declared):
 
 
 def _device_assert(operands, attrs, declared):
-    _need(scalar_of(operands[0]) == i1, f"device_assert needs a boolean condition, got "
-          f"{operands[0]}")
+    _need(
+        scalar_of(operands[0]) == i1, f"device_assert needs a boolean condition, got {operands[0]}"
+    )
     return None
 
 

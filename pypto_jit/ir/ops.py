@@ -102,7 +102,7 @@ class Op(Enum):
     SHR = auto()
     MAXIMUM = auto()
     MINIMUM = auto()
-    UMULHI = auto()  # high half of the unsigned/signed double-width product
+    UMULHI = auto()  # high half of the double-width product of the operands as unsigned
     # comparisons -> i1
     LT = auto()
     LE = auto()

@@ -99,8 +99,18 @@ bfloat16 = DTYPES["bfloat16"]
 float32 = DTYPES["float32"]
 float64 = DTYPES["float64"]
 
-RANDOM = ("randint", "randint4x", "rand", "rand4x", "randn", "randn4x", "philox",
-          "philox_impl", "uint_to_uniform_float", "pair_uniform_to_normal")
+RANDOM = (
+    "randint",
+    "randint4x",
+    "rand",
+    "rand4x",
+    "randn",
+    "randn4x",
+    "philox",
+    "philox_impl",
+    "uint_to_uniform_float",
+    "pair_uniform_to_normal",
+)
 
 
 def __getattr__(name: str):

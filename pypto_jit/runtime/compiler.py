@@ -139,8 +139,15 @@ def compile_shared(
     src: Path, out: Path, mode: str, extra_flags: Sequence[str] = ()
 ) -> dict[str, object]:
     """Compile one C file into a shared object; return the command and the time it took."""
-    cmd = [*cc_command(), *compile_flags(mode), *extra_flags, "-o", str(out), str(src),
-           *link_libraries()]
+    cmd = [
+        *cc_command(),
+        *compile_flags(mode),
+        *extra_flags,
+        "-o",
+        str(out),
+        str(src),
+        *link_libraries(),
+    ]
     return run_compiler(cmd)
 
 

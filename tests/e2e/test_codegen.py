@@ -273,12 +273,14 @@ def _wrap(v: int, t: ScalarType) -> int:
 def _int_ref(op: Op, t: ScalarType, a: int, b: int = 0) -> int:
     """The IR's integer semantics on Python ints (i1 is 1-bit unsigned)."""
     q = 0 if b == 0 else abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)  # truncating
+    mask = (1 << t.bits) - 1
     table = {
         Op.NEG: -a, Op.NOT: ~a, Op.ABS: abs(a), Op.ADD: a + b, Op.SUB: a - b, Op.MUL: a * b,
         Op.IDIV: q, Op.MOD: 0 if b == 0 else a - b * q, Op.AND: a & b, Op.OR: a | b,
         Op.XOR: a ^ b, Op.SHL: a << (b % t.bits), Op.SHR: a >> (b % t.bits),
         Op.MAXIMUM: max(a, b), Op.MINIMUM: min(a, b),
-        Op.UMULHI: a * b >> t.bits,  # signed product for signed types
+        # Triton's umulhi: the operands' bits multiplied as UNSIGNED, for signed types too.
+        Op.UMULHI: ((a & mask) * (b & mask)) >> t.bits,
     }  # fmt: skip
     return _wrap(table[op], t)
 
@@ -289,8 +291,8 @@ def _int_inputs(t: ScalarType):
         return rng.integers(0, 2, N).astype(bool), rng.integers(0, 2, N).astype(bool)
     info = np.iinfo(t.np_dtype)
     lo, hi = int(info.min), int(info.max)
-    special_a = [0, 1, -1, lo, hi, lo, lo + 1, 7, -7, 7, -7, 100, 5]
-    special_b = [0, 0, 0, -1, -1, 1, 0, 2, 2, -2, -2, 100, t.bits + 3]
+    special_a = [0, 1, -1, lo, hi, lo, lo + 1, 7, -7, 7, -7, 100, 5, -1, -1, -2]
+    special_b = [0, 0, 0, -1, -1, 1, 0, 2, 2, -2, -2, 100, t.bits + 3, -1, 1, 3]
     x = rng.integers(lo, hi, N, dtype=t.np_dtype, endpoint=True)
     y = rng.integers(lo, hi, N, dtype=t.np_dtype, endpoint=True)
     y[N // 2 :] = rng.integers(-9 if t.is_signed else 0, 9, N - N // 2)  # small divisors

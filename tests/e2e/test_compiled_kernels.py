@@ -23,8 +23,9 @@ def scale_add(x, y, out: pl.Out(like="x"), n, alpha, BLOCK: pl.constexpr):
 
 
 @pypto.jit
-def split(x, lo: pl.Out(like="x"), hi: pl.Out(shape=("n",), dtype=pl.float32), n,
-          BLOCK: pl.constexpr):
+def split(
+    x, lo: pl.Out(like="x"), hi: pl.Out(shape=("n",), dtype=pl.float32), n, BLOCK: pl.constexpr
+):
     offs = pl.program_id(0) * BLOCK + pl.arange(0, BLOCK)
     m = offs < n
     v = pl.load(x + offs, mask=m)
@@ -107,8 +108,9 @@ def test_directions_come_from_the_ir(backend):
     ck = accumulate.warmup(torch.randn(64), torch.zeros(64), 64, BLOCK=64, backend=backend)
     dirs = {p["name"]: p.get("direction") for p in ck.metadata["params"]}
     assert dirs == {"x": "in", "acc": "inout", "n": None, "BLOCK": None}
-    ck2 = scale_add.warmup(torch.randn(64), torch.randn(64), torch.empty(64), 64, 1.0,
-                           BLOCK=64, backend=backend)
+    ck2 = scale_add.warmup(
+        torch.randn(64), torch.randn(64), torch.empty(64), 64, 1.0, BLOCK=64, backend=backend
+    )
     assert [p.get("direction") for p in ck2.metadata["params"][:3]] == ["in", "in", "out"]
     assert "x: in f32[64]" in ck2.signature and "out: out f32[64]" in ck2.signature
     assert "out: out" in repr(scale_add) and scale_add.signature == ck2.signature
@@ -149,8 +151,9 @@ def test_compiled_kernel_is_launchable_and_checks_its_specialization(backend):
 
 
 def test_compiled_kernel_is_path_like(backend):
-    ck = scale_add.warmup(torch.randn(16), torch.randn(16), torch.empty(16), 16, 1.0,
-                          BLOCK=16, backend=backend)
+    ck = scale_add.warmup(
+        torch.randn(16), torch.randn(16), torch.empty(16), 16, 1.0, BLOCK=16, backend=backend
+    )
     path = os.fspath(ck)
     assert os.path.isdir(path) and str(ck) == path and ck == path
     assert os.path.exists(os.path.join(ck, "meta.json"))
@@ -163,9 +166,14 @@ def test_compiled_kernel_is_path_like(backend):
     assert meta["cache_key"] == os.path.basename(path)
     assert meta["compile_seconds"] > 0
     kinds = [(p["name"], p["kind"], p.get("dtype"), p.get("shape")) for p in meta["params"]]
-    assert kinds == [("x", "tensor", "f32", [16]), ("y", "tensor", "f32", [16]),
-                     ("out", "tensor", "f32", [16]), ("n", "scalar", "i32", None),
-                     ("alpha", "scalar", "f32", None), ("BLOCK", "constexpr", None, None)]
+    assert kinds == [
+        ("x", "tensor", "f32", [16]),
+        ("y", "tensor", "f32", [16]),
+        ("out", "tensor", "f32", [16]),
+        ("n", "scalar", "i32", None),
+        ("alpha", "scalar", "f32", None),
+        ("BLOCK", "constexpr", None, None),
+    ]
 
 
 def test_dynamic_dims_show_as_none():
@@ -191,12 +199,18 @@ RELOAD = textwrap.dedent(
 
 
 def test_load_compiled_in_a_fresh_process(backend, tmp_path):
-    ck = scale_add.warmup(torch.randn(64), torch.randn(64), torch.empty(64), 64, 2.0,
-                          BLOCK=64, backend=backend)
+    ck = scale_add.warmup(
+        torch.randn(64), torch.randn(64), torch.empty(64), 64, 2.0, BLOCK=64, backend=backend
+    )
     script = tmp_path / "reload.py"
     script.write_text(RELOAD)
-    proc = subprocess.run([sys.executable, str(script), os.fspath(ck)], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(script), os.fspath(ck)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[0] == "OK"
 
@@ -204,8 +218,9 @@ def test_load_compiled_in_a_fresh_process(backend, tmp_path):
 def test_load_compiled_rejects_a_damaged_or_foreign_entry(tmp_path):
     with pytest.raises(ValueError, match="not a usable cache entry"):
         pypto.load_compiled(tmp_path / "nothing-here")
-    ck = scale_add.warmup(torch.randn(32), torch.randn(32), torch.empty(32), 32, 2.0,
-                          BLOCK=32, backend="interpret")
+    ck = scale_add.warmup(
+        torch.randn(32), torch.randn(32), torch.empty(32), 32, 2.0, BLOCK=32, backend="interpret"
+    )
     meta_path = os.path.join(ck, "meta.json")
     text = open(meta_path).read()
     try:

@@ -40,8 +40,9 @@ def run_script(tmp_path: Path, backend: str) -> tuple[str, str]:
     script = tmp_path / "kernel_script.py"
     script.write_text(SCRIPT)
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, str(script), backend], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), backend], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     status, path = proc.stdout.split()
     return status, path
@@ -63,8 +64,15 @@ def test_two_processes_compiling_the_same_new_key_both_succeed(tmp_path, monkeyp
     monkeypatch.setenv("PYPTO_CACHE_DIR", str(tmp_path / "cache"))
     script = tmp_path / "kernel_script.py"
     script.write_text(SCRIPT)
-    procs = [subprocess.Popen([sys.executable, str(script), "cpu"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), "cpu"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     statuses = sorted(o[0].split()[0] for o in outs)

@@ -204,23 +204,31 @@ def umulhi_kernel(x, y, out, BLOCK: pl.constexpr):
     pl.store(out + o, pl.umulhi(pl.load(x + o), pl.load(y + o)))
 
 
+def umulhi_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Triton's umulhi: the high half of the exact product of the operands' bits taken as
+    UNSIGNED, for signed types too (``__nv_umulhi``), wrapped back into the dtype."""
+    bits = np.iinfo(a.dtype).bits
+    mask = (1 << bits) - 1
+    hi = [((int(p) & mask) * (int(q) & mask)) >> bits for p, q in zip(a, b, strict=True)]
+    wrapped = [h - (1 << bits) if a.dtype.kind == "i" and h >> (bits - 1) else h for h in hi]
+    return np.array(wrapped, dtype=a.dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.uint32, np.int32, np.uint64, np.int64], ids=NP_ID)
 def test_umulhi(backend, dtype):
     rng = np.random.default_rng(4)
     info = np.iinfo(dtype)
     a = rng.integers(info.min, info.max, N, dtype=dtype, endpoint=True)
     b = rng.integers(info.min, info.max, N, dtype=dtype, endpoint=True)
-    a[0], b[0] = info.max, info.max
-    a[1], b[1] = info.min, info.max
+    edges = [(info.max, info.max), (info.min, info.max), (info.min, info.min), (-1, 1),
+             (-1, -1), (-1, info.min), (-2, 3), (info.max, -1), (0, -1), (7, -7)]  # fmt: skip
+    for i, (p, q) in enumerate(edges):  # -1 wraps to the max for unsigned types
+        a[i], b[i] = np.array([p % 2**info.bits, q % 2**info.bits], np.uint64).astype(dtype)
     out = np.zeros(N, dtype)
     umulhi_kernel[(1,)](a, b, out, BLOCK=N, backend=backend)
-    bits = info.bits
-    expected = [((int(p) * int(q)) >> bits) for p, q in zip(a, b, strict=True)]  # exact
-    expected = np.array([(e + 2**bits) % 2**bits for e in expected], dtype=np.uint64)
-    np.testing.assert_array_equal(
-        out.view(np.uint32 if bits == 32 else np.uint64),
-        expected.astype(np.uint32 if bits == 32 else np.uint64),
-    )
+    np.testing.assert_array_equal(out, umulhi_ref(a, b))
+    if info.min < 0:  # 0xFF..F * 0xF..F = 0xF..FE_0..01 and 0xFF..F * 1 < 2**bits
+        assert out[3] == 0 and out[4] == -2
 
 
 @pypto.jit

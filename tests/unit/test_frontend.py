@@ -60,8 +60,9 @@ def add_kernel(x_ptr, y_ptr, out_ptr, n_elements, BLOCK_SIZE: pl.constexpr):
 
 
 def test_lowering_vector_add():
-    m = _lower(add_kernel, [F32_TENSOR] * 3 + [ArgSpec("scalar", irt.i32),
-                                                ArgSpec("constexpr", value=128)])
+    m = _lower(
+        add_kernel, [F32_TENSOR] * 3 + [ArgSpec("scalar", irt.i32), ArgSpec("constexpr", value=128)]
+    )
     assert [p.name for p in m.params] == ["x_ptr", "y_ptr", "out_ptr", "n_elements"]
     ops = [op.op for op in m.walk()]
     assert ops.count(Op.LOAD) == 1 and ops.count(Op.STORE) == 1
@@ -87,8 +88,10 @@ def test_unsupported_call_location_and_caret():
     assert isinstance(err, pypto.UnsupportedConstructError)
     line = bad_call_kernel.fn.__code__.co_firstlineno + 2
     lines = str(err).splitlines()
-    assert lines[0] == (f"{__file__}:{line}:9: calling 'sorted' is not supported in a kernel; "
-                        "only pl.* functions and other @pypto.jit functions can be called")
+    assert lines[0] == (
+        f"{__file__}:{line}:9: calling 'sorted' is not supported in a kernel; "
+        "only pl.* functions and other @pypto.jit functions can be called"
+    )
     assert lines[1] == "        y = sorted(x_ptr)"
     assert lines[2] == "            ^"
 
@@ -105,7 +108,8 @@ def test_shape_mismatch_is_a_type_check_error():
     assert isinstance(err, pypto.TypeCheckError)
     line = shape_mismatch_kernel.fn.__code__.co_firstlineno + 4
     assert str(err).splitlines()[0] == (
-        f"{__file__}:{line}:25: shapes [16] and [8] cannot be broadcast together")
+        f"{__file__}:{line}:25: shapes [16] and [8] cannot be broadcast together"
+    )
     assert str(err).splitlines()[2] == " " * 4 + " " * 24 + "^"
 
 

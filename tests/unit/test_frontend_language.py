@@ -847,10 +847,14 @@ def test_umulhi_runs(dtype, rng=np.random.default_rng(3)):
     info = np.iinfo(dtype)
     a = rng.integers(info.min, info.max, 16, dtype=dtype, endpoint=True)
     b = rng.integers(info.min, info.max, 16, dtype=dtype, endpoint=True)
+    a[:3] = np.array([-1, -1, -2], np.int64).astype(dtype)  # wraps for uint32
+    b[:3] = np.array([1, -1, 3], np.int64).astype(dtype)
     out = np.zeros(16, dtype)
     run(umulhi_kernel, a, b, out, N=16)
-    ref = [(int(p) * int(q)) >> 32 for p, q in zip(a, b, strict=True)]
-    np.testing.assert_array_equal(out, np.array(ref, np.int64).astype(dtype))
+    # The operands' bits multiplied as UNSIGNED (as Triton), wrapped back to the dtype.
+    m = 0xFFFFFFFF
+    ref = [((int(p) & m) * (int(q) & m)) >> 32 for p, q in zip(a, b, strict=True)]
+    np.testing.assert_array_equal(out, np.array(ref, np.uint64).astype(dtype))
 
 
 @pypto.jit

@@ -125,13 +125,21 @@ def test_half_erf_tanh_round_like_torch(op, t):
 # -- UMULHI ---------------------------------------------------------------------------
 
 
+def _umulhi_ref(x: int, y: int, t: str) -> int:
+    """Triton's umulhi: the high half of the product of the operands' bits as UNSIGNED,
+    reinterpreted in ``t`` (wrapped to the signed range for a signed type)."""
+    bits = SCALARS[t].bits
+    mask = (1 << bits) - 1
+    return wrap(((x & mask) * (y & mask)) >> bits, t)
+
+
 @pytest.mark.parametrize("t", INTS)
-def test_umulhi_is_the_high_half_of_the_exact_product(t):
+def test_umulhi_is_the_high_half_of_the_unsigned_product(t):
     a, b = int_inputs_np(t, 80), int_inputs_np(t, 80)
     b[:12] = a[0]  # the type's minimum (or 0) times every edge value
+    b[12:24] = a[4]  # -1 (all ones; 2**bits - 1 for unsigned) times every edge value
     got = run_map_np(Op.UMULHI, t, [a, b]).tolist()
-    bits = SCALARS[t].bits
-    want = [wrap((int(x) * int(y)) >> bits, t) for x, y in zip(a, b, strict=True)]
+    want = [_umulhi_ref(int(x), int(y), t) for x, y in zip(a, b, strict=True)]
     assert got == want
 
 
@@ -139,10 +147,15 @@ def test_umulhi_known_values():
     u = np.array([0xFFFFFFFF, 0xD2511F53, 2**31], np.uint32)
     v = np.array([0xFFFFFFFF, 0xCD9E8D57, 2], np.uint32)  # Philox multipliers
     assert run_map_np(Op.UMULHI, "u32", [u, v]).tolist() == [0xFFFFFFFE, 0xA8ED3844, 1]
-    i = np.array([-1, -(2**31), 2**31 - 1], np.int32)
-    assert run_map_np(Op.UMULHI, "i32", [i, i]).tolist() == [0, 2**30, 2**30 - 1]
+    # Signed operands are multiplied as unsigned: 0xFFFFFFFF * 0xFFFFFFFF = 0xFFFFFFFE_00000001.
+    i = np.array([-1, -1, -(2**31), 2**31 - 1, -2], np.int32)
+    j = np.array([1, -1, -(2**31), 2**31 - 1, 3], np.int32)
+    assert run_map_np(Op.UMULHI, "i32", [i, j]).tolist() == [0, -2, 2**30, 2**30 - 1, 2]
     big = np.array([2**64 - 1], np.uint64)
     assert run_map_np(Op.UMULHI, "u64", [big, big]).tolist() == [2**64 - 2]
+    m = np.array([-1, -1, -(2**63)], np.int64)
+    n = np.array([1, -1, -1], np.int64)
+    assert run_map_np(Op.UMULHI, "i64", [m, n]).tolist() == [0, -2, 2**63 - 1]
 
 
 # -- FMA ------------------------------------------------------------------------------

@@ -29,8 +29,10 @@ def _load(path: Path):
 
 def _lower(kernel, *args, **kwargs):
     bound, _ = kernel._bind(args, kwargs)
-    key = ["cpu"] + [(a,) if kernel._constexpr_flags[i] or a is None
-                     else arg_key(kernel.arg_names[i], a, [], []) for i, a in enumerate(bound)]
+    key = ["cpu"] + [
+        (a,) if kernel._constexpr_flags[i] or a is None else arg_key(kernel.arg_names[i], a, [], [])
+        for i, a in enumerate(bound)
+    ]
     return compile_module(kernel.source, kernel.arg_names, kernel.specs(bound, tuple(key)), {})
 
 
