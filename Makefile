@@ -22,6 +22,7 @@ demo: install
 	$(PY) tutorials/01_vector_add.py
 
 bench: install
+	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
 	mkdir -p build/bench
 	for t in tutorials/[0-9][0-9]_*.py; do $(PY) $$t --bench --out build/bench || exit 1; done
 

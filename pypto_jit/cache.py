@@ -39,8 +39,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from . import config
 
 __all__ = [
@@ -275,6 +273,8 @@ def get_or_build(key: str, build: Callable[[Path], dict]) -> tuple[Path, dict[st
     problem = _roots_problem()
     if problem:
         return _build_uncached(key, build, problem)
+
+    from filelock import FileLock  # only builders lock; importing it costs milliseconds
 
     kernels = _kernels_dir()
     final = kernels / key

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,12 +17,9 @@ from pathlib import Path
 
 from . import __version__, config
 from .errors import CompilationError
-from .frontend import ArgSpec, KernelSource, lower
+from .frontend import ArgSpec, KernelSource
 from .ir import Module
-from .ir.printer import print_module
-from .ir.verifier import verify
 from .params import describe_params, directions, param_meta
-from .passes import run_pipeline
 
 _PACKAGE_DIR = Path(__file__).parent
 
@@ -30,6 +28,10 @@ def compile_module(
     src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec], timings: dict[str, float]
 ) -> tuple[Module, Module]:
     """The lowered and the optimized module for one specialization."""
+    from .frontend import lower
+    from .ir.verifier import verify
+    from .passes import run_pipeline
+
     t0 = time.perf_counter()
     module = lower(src, names, specs)
     verify(module)
@@ -45,6 +47,8 @@ def compile_module(
 
 
 def _dump(stage: str, module: Module) -> None:
+    from .ir.printer import print_module
+
     print(f"// ----- {module.name}: after {stage} -----", file=sys.stderr)
     print(print_module(module), file=sys.stderr)
 
@@ -60,6 +64,8 @@ def build_entry(
     debug: bool = False,
 ) -> dict:
     """Write kernel.py, kernel.ir, kernel.opt.ir and, for C backends, kernel.c and kernel.so."""
+    from .ir.printer import print_module
+
     (tmp / "kernel.py").write_text(src.text)
     (tmp / "kernel.ir").write_text(print_module(module))
     (tmp / "kernel.opt.ir").write_text(print_module(optimized))
@@ -201,10 +207,12 @@ def package_digest() -> str:
 
         roots.append(runtime_source_dir())
         for root in roots:
-            for path in sorted(root.rglob("*")):
-                if path.suffix in (".py", ".lark", ".c", ".h"):
-                    st = path.stat()
-                    h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+                for name in sorted(filenames):
+                    if name.endswith((".py", ".lark", ".c", ".h")):
+                        st = os.stat(os.path.join(dirpath, name))
+                        h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
         _package_digest = h.hexdigest()
     return _package_digest
 

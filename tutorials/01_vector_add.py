@@ -19,7 +19,7 @@ import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import do_bench, per_call, print_table
+from pypto_jit.testing import Benchmark, do_bench, per_call, perf_report
 
 
 @pypto.jit
@@ -51,30 +51,26 @@ def check(backends=("cpu", "sim", "interpret")) -> None:
     print(f"vector add matches torch and numpy on {', '.join(backends)}")
 
 
-def benchmark(sizes, out_dir=None) -> str:
-    rows = []
-    for n in sizes:
-        x, y = torch.rand(n), torch.rand(n)
-        out = torch.empty_like(x)
-        xn, yn, on = x.numpy(), y.numpy(), np.empty(n, dtype=np.float32)
-        nbytes = 3 * n * 4  # two reads and one write of fp32
-        t_pp = do_bench(lambda: add(x, y, out))  # noqa: B023
-        t_th = do_bench(lambda: torch.add(x, y, out=out))  # noqa: B023
-        t_np = do_bench(lambda: np.add(xn, yn, out=on))  # noqa: B023
-        rows.append(
-            [
-                f"2^{n.bit_length() - 1}",
-                nbytes / t_pp / 1e9,
-                nbytes / t_th / 1e9,
-                nbytes / t_np / 1e9,
-                t_th / t_pp,
-            ]
+def benchmark(sizes, out_dir=None) -> None:
+    @perf_report(
+        Benchmark(
+            x_names=["size"], x_vals=sizes, line_arg="provider",
+            line_vals=["pypto", "torch", "numpy"], line_names=["pypto-jit", "torch", "numpy"],
+            plot_name="01_vector_add", xlabel="elements", ylabel="GB/s, median", x_log=True,
         )
-    table = print_table(
-        "vector add fp32 (GB/s, median)",
-        ["size", "pypto-jit", "torch", "numpy", "pypto/torch"],
-        rows,
-    )
+    )  # fmt: skip
+    def bench(size, provider):
+        x, y = torch.rand(size), torch.rand(size)
+        out = torch.empty_like(x)
+        run = {
+            "pypto": lambda: add(x, y, out),
+            "torch": lambda: torch.add(x, y, out=out),
+            "numpy": lambda: np.add(x.numpy(), y.numpy(), out=out.numpy()),
+        }[provider]
+        ms = do_bench(run)
+        return 3 * size * 4 / ms / 1e6  # GB/s: two reads and one write of fp32
+
+    bench.run(print_data=True, save_path=out_dir)
     x, y = torch.rand(16), torch.rand(16)
     out = torch.empty_like(x)
     add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)
@@ -86,10 +82,8 @@ def benchmark(sizes, out_dir=None) -> str:
     )
     print(line)
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "01_vector_add.md"), "w") as f:
-            f.write(table + "\n\n" + line + "\n")
-    return table
+        with open(os.path.join(out_dir, "01_vector_add.md"), "a") as f:
+            f.write("\n" + line + "\n")
 
 
 def main(argv=None) -> None:

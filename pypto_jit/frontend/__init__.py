@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from ..errors import CompilationError
 from ..ir import Builder, Module, Param
 from ..ir import types as irt
-from .lowering import Lowering, LoweringContext
 from .source import KernelSource
 from .spec import ArgSpec
-from .values import Tensor
 
 __all__ = ["ArgSpec", "KernelSource", "lower"]
 
@@ -21,6 +19,9 @@ def lower(src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec]) -> 
     Tensor and scalar parameters become IR parameters (in order); constexpr
     parameters are bound to their values and disappear.
     """
+    from .lowering import Lowering, LoweringContext  # the whole frontend, on first compile
+    from .values import Tensor
+
     params, arg_types = [], []
     for name, spec in zip(names, specs, strict=True):
         if spec.kind == "tensor":

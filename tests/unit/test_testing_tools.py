@@ -1,0 +1,51 @@
+"""pypto_jit.testing: do_bench units and quantiles, perf_report tables and files."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from pypto_jit.testing import Benchmark, assert_close, do_bench, perf_report
+
+
+def test_do_bench_reports_milliseconds():
+    ms = do_bench(lambda: time.sleep(0.002), warmup=1, rep=5, min_time=0.0)
+    assert 1.5 < ms < 50
+
+
+def test_do_bench_quantiles_are_ordered():
+    lo, mid, hi = do_bench(
+        lambda: sum(range(1000)), rep=20, quantiles=[0.2, 0.5, 0.8], flush_cache=True
+    )
+    assert 0 < lo <= mid <= hi
+
+
+def test_perf_report_prints_and_saves(tmp_path, capsys):
+    @perf_report(
+        Benchmark(
+            x_names=["n"],
+            x_vals=[1, 2, 3],
+            line_arg="p",
+            line_vals=[1, 10],
+            line_names=["one", "ten"],
+            plot_name="demo",
+            ylabel="units",
+        )
+    )
+    def bench(n, p):
+        return n * p
+
+    tables = bench.run(print_data=True, save_path=str(tmp_path))
+    assert tables == [[[1, 1, 10], [2, 2, 20], [3, 3, 30]]]
+    out = capsys.readouterr().out
+    assert "demo (units)" in out and "ten" in out
+    md = (tmp_path / "demo.md").read_text().splitlines()
+    assert md[0] == "| n | one | ten |" and md[-1] == "| 3 | 3 | 30 |"
+
+
+def test_assert_close_catches_a_difference():
+    assert_close(np.ones(3), np.ones(3))
+    with pytest.raises(AssertionError):
+        assert_close(np.ones(3), np.array([1.0, 1.0, 2.0]))
