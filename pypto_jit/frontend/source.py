@@ -10,14 +10,20 @@ import linecache
 import textwrap
 from collections.abc import Callable
 
-from ..errors import SourceLoc
+from ..errors import CompilationError, SourceLoc
 
 
 class KernelSource:
     def __init__(self, fn: Callable):
         self.fn = fn
         self.file = inspect.getsourcefile(fn) or "<unknown>"
-        lines, first = inspect.getsourcelines(fn)
+        try:
+            lines, first = inspect.getsourcelines(fn)
+        except (OSError, TypeError) as e:
+            raise CompilationError(
+                f"cannot read the source of kernel '{fn.__name__}' ({e}): kernels are compiled "
+                "from their source, so define them in a file (not in `python -c` or a bare REPL)"
+            ) from None
         self.first_line = max(first, 1)
         raw = "".join(lines)
         self.text = textwrap.dedent(raw)

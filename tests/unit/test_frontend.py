@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
@@ -182,3 +183,11 @@ def test_layout_queries_fold_when_specialized_and_read_args_when_not():
     m = _lower(layout_kernel, [dynamic, fixed])
     kinds = [op.op for op in m.walk() if op.op in (Op.DIM, Op.STRIDE)]
     assert Op.DIM in kinds and Op.STRIDE in kinds
+
+
+def test_kernel_without_source_is_a_clear_error():
+    namespace: dict = {}
+    exec("def no_source(x):\n    pass\n", namespace)  # like `python -c`: no file to read
+    kernel = pypto.jit(namespace["no_source"])
+    with pytest.raises(pypto.CompilationError, match="cannot read the source of kernel"):
+        kernel[(1,)](torch.zeros(1), backend="interpret")
