@@ -87,18 +87,19 @@ def _cache_list(args: argparse.Namespace) -> int:
         (
             e["key"][:12],
             _text(e["name"], 32),
-            _text(e["signature"], 48),
+            _text(e.get("backend") or "", 9),
+            _text(e["signature"], 64),
             human_size(e["size"]),
             human_age(now - e["created"]),
         )
         for e in entries
     ]
-    header = ("KEY", "NAME", "SIGNATURE", "SIZE", "AGE")
+    header = ("KEY", "NAME", "BACKEND", "SIGNATURE", "SIZE", "AGE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         # Text columns left-aligned, numbers right-aligned.
         pairs = enumerate(zip(r, widths, strict=True))
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in pairs]
+        cells = [c.ljust(w) if i < 4 else c.rjust(w) for i, (c, w) in pairs]
         print("  ".join(cells).rstrip())
     return 0
 

@@ -67,15 +67,15 @@ def test_cache_list(capsys, populated):
     rc, out, _ = run(capsys, "cache", "list")
     assert rc == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["KEY", "NAME", "SIGNATURE", "SIZE", "AGE"]
+    assert lines[0].split() == ["KEY", "NAME", "BACKEND", "SIGNATURE", "SIZE", "AGE"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {KEY_A[:12], KEY_B[:12]}
     a = rows[KEY_A[:12]]
-    assert a[1:3] == ["add_kernel", "*fp32,*fp32,i32"]
+    assert a[1:4] == ["add_kernel", "cpu", "*fp32,*fp32,i32"]
     size = next(e["size"] for e in cache.list_entries() if e["key"] == KEY_A)
     assert 12_000 < size < 13_000  # the .so plus a small .c and meta.json
-    assert " ".join(a[3:5]) == human_size(size) == f"{size / 1024:.1f} KiB"
-    assert re.fullmatch(r"\d+[smhd]", a[5])
+    assert " ".join(a[4:6]) == human_size(size) == f"{size / 1024:.1f} KiB"
+    assert re.fullmatch(r"\d+[smhd]", a[6])
     assert rows[KEY_B[:12]][1] == "softmax_kernel"
 
 
