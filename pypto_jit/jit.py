@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import config
-from .arguments import arg_key, arg_spec
+from .arguments import _TorchTensorClass, arg_key, arg_spec
 from .compiled import CompiledKernel
 from .frontend import ArgSpec, KernelSource
 from .language import core as lang
@@ -84,7 +84,15 @@ class JITFunction:
         )
 
     def __getitem__(self, grid: Grid) -> Callable[..., Any]:
-        return functools.partial(self.run, grid=grid)
+        return functools.partial(self._launcher, grid=grid)
+
+    @functools.cached_property
+    def _launcher(self) -> Callable[..., Any]:
+        """``run``, or for kernels without ``pl.Out`` parameters a faster equivalent
+        generated for this signature (Python binds the arguments; no loops over them)."""
+        if self.outs or {"grid", "num_threads", "backend"} & set(self.arg_names):
+            return self.run
+        return _generate_launcher(self)
 
     # -- signature --------------------------------------------------------------
     @property
@@ -224,6 +232,57 @@ class JITFunction:
             elif isinstance(value, lang.constexpr):
                 h.update(f"{name}:constexpr:{value.value!r};".encode())
         return h.hexdigest()
+
+
+def _generate_launcher(k: JITFunction) -> Callable[..., Any]:
+    """A function with the kernel's own signature doing exactly what ``run`` does.
+
+    Triton's launchers are generated the same way: binding through Python's own
+    call machinery and one straight-line key expression cost a fraction of a
+    generic loop over the arguments.
+    """
+    names = k.arg_names
+    params = ", ".join(n if n not in k.defaults else f"{n}=_defaults[{n!r}]" for n in names)
+    lines, keys = [], []
+    for i, n in enumerate(names):
+        if i in k.constexprs:
+            keys.append(f"({n},)")
+            continue
+        # A CPU torch tensor, the common case, is keyed inline; anything else by _key.
+        lines.append(
+            f"    if {n}.__class__ is _torch.cls and {n}.is_cpu:\n"
+            f"        p = {n}.data_ptr(); s = {n}.shape; st = {n}.stride()\n"
+            f"        ia.append(p); ia += s; ia += st\n"
+            f"        k{i} = ({n}.dtype, s, st, p & 15 == 0)\n"
+            f"    else:\n"
+            f"        k{i} = ({n},) if {n} is None else _key({n!r}, {n}, ia, fa)"
+        )
+        keys.append(f"k{i}")
+    keys = ", ".join(keys)
+    body = "\n".join(lines)
+    args = ", ".join(names) + ("," if len(names) == 1 else "")
+    meta = ", ".join(f"{n!r}: {n}" for n in names)
+    source = f"""
+def {k.fn.__name__}({params}{", " if names else ""}*, grid, num_threads=None, backend=None):
+    b = backend or _backend or _default_backend()
+    ia = []
+    fa = []
+{body}
+    key = (b, {keys})
+    kernel = _kernels.get(key)
+    if kernel is None:
+        kernel = _compile(key, ({args}), b)
+    if grid.__class__ is not tuple and callable(grid):
+        grid = grid({{{meta}}})
+    kernel.launch_slots(grid, ({args}), ia, fa, num_threads or 0)
+"""
+    namespace = {
+        "_defaults": k.defaults, "_backend": k.backend, "_default_backend": config.default_backend,
+        "_key": arg_key, "_kernels": k._kernels, "_compile": k._compile,
+        "_torch": _TorchTensorClass,
+    }  # fmt: skip
+    exec(compile(source, f"<pypto launcher for {k.fn.__name__}>", "exec"), namespace)
+    return namespace[k.fn.__name__]
 
 
 def _parameters(fn: Callable) -> list[inspect.Parameter]:
