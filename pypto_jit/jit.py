@@ -90,7 +90,8 @@ class JITFunction:
     def _launcher(self) -> Callable[..., Any]:
         """``run``, or for kernels without ``pl.Out`` parameters a faster equivalent
         generated for this signature (Python binds the arguments; no loops over them)."""
-        if self.outs or {"grid", "num_threads", "backend"} & set(self.arg_names):
+        reserved = {"grid", "num_threads", "backend"}
+        if self.outs or any(n in reserved or n.startswith("_L_") for n in self.arg_names):
             return self.run
         return _generate_launcher(self)
 
@@ -239,47 +240,47 @@ def _generate_launcher(k: JITFunction) -> Callable[..., Any]:
 
     Triton's launchers are generated the same way: binding through Python's own
     call machinery and one straight-line key expression cost a fraction of a
-    generic loop over the arguments.
+    generic loop over the arguments. Locals are prefixed ``_L_`` so that they
+    cannot shadow a parameter (``_launcher`` falls back to ``run`` if one would).
     """
     names = k.arg_names
-    params = ", ".join(n if n not in k.defaults else f"{n}=_defaults[{n!r}]" for n in names)
+    params = ", ".join(n if n not in k.defaults else f"{n}=_L_defaults[{n!r}]" for n in names)
     lines, keys = [], []
     for i, n in enumerate(names):
         if i in k.constexprs:
             keys.append(f"({n},)")
             continue
-        # A CPU torch tensor, the common case, is keyed inline; anything else by _key.
+        # A CPU torch tensor, the common case, is keyed inline; anything else by _L_key.
         lines.append(
-            f"    if {n}.__class__ is _torch.cls and {n}.is_cpu:\n"
-            f"        p = {n}.data_ptr(); s = {n}.shape; st = {n}.stride()\n"
-            f"        ia.append(p); ia += s; ia += st\n"
-            f"        k{i} = ({n}.dtype, s, st, p & 15 == 0)\n"
+            f"    if {n}.__class__ is _L_torch.cls and {n}.is_cpu:\n"
+            f"        _L_p = {n}.data_ptr(); _L_s = {n}.shape; _L_st = {n}.stride()\n"
+            f"        _L_ia.append(_L_p); _L_ia += _L_s; _L_ia += _L_st\n"
+            f"        _L_k{i} = ({n}.dtype, _L_s, _L_st, _L_p & 15 == 0)\n"
             f"    else:\n"
-            f"        k{i} = ({n},) if {n} is None else _key({n!r}, {n}, ia, fa)"
+            f"        _L_k{i} = ({n},) if {n} is None else _L_key({n!r}, {n}, _L_ia, _L_fa)"
         )
-        keys.append(f"k{i}")
-    keys = ", ".join(keys)
+        keys.append(f"_L_k{i}")
     body = "\n".join(lines)
     args = ", ".join(names) + ("," if len(names) == 1 else "")
     meta = ", ".join(f"{n!r}: {n}" for n in names)
     source = f"""
 def {k.fn.__name__}({params}{", " if names else ""}*, grid, num_threads=None, backend=None):
-    b = backend or _backend or _default_backend()
-    ia = []
-    fa = []
+    _L_b = backend or _L_backend or _L_default_backend()
+    _L_ia = []
+    _L_fa = []
 {body}
-    key = (b, {keys})
-    kernel = _kernels.get(key)
-    if kernel is None:
-        kernel = _compile(key, ({args}), b)
+    _L_key_tuple = (_L_b, {", ".join(keys)})
+    _L_kernel = _L_kernels.get(_L_key_tuple)
+    if _L_kernel is None:
+        _L_kernel = _L_compile(_L_key_tuple, ({args}), _L_b)
     if grid.__class__ is not tuple and callable(grid):
         grid = grid({{{meta}}})
-    kernel.launch_slots(grid, ({args}), ia, fa, num_threads or 0)
+    _L_kernel.launch_slots(grid, ({args}), _L_ia, _L_fa, num_threads or 0)
 """
     namespace = {
-        "_defaults": k.defaults, "_backend": k.backend, "_default_backend": config.default_backend,
-        "_key": arg_key, "_kernels": k._kernels, "_compile": k._compile,
-        "_torch": _TorchTensorClass,
+        "_L_defaults": k.defaults, "_L_backend": k.backend,
+        "_L_default_backend": config.default_backend, "_L_key": arg_key,
+        "_L_kernels": k._kernels, "_L_compile": k._compile, "_L_torch": _TorchTensorClass,
     }  # fmt: skip
     exec(compile(source, f"<pypto launcher for {k.fn.__name__}>", "exec"), namespace)
     return namespace[k.fn.__name__]

@@ -52,39 +52,26 @@ class ControlFlow:
         before = dict(self.env)
         then_block, then_env = self._branch(node.body, before)
         else_block, else_env = self._branch(node.orelse, before)
-        names = [
-            n
-            for n in dict.fromkeys([*then_env, *else_env])
-            if n in then_env
-            and n in else_env
+        # Names bound in both branches and changed by at least one become IF results
+        # (or stay compile-time values when both branches agree on one).
+        changed = [
+            n for n in dict.fromkeys([*then_env, *else_env])
+            if n in then_env and n in else_env
             and not (then_env[n] is before.get(n) and else_env[n] is before.get(n))
-        ]
-        results = []
-        for n in names:
-            results.append(self._merge_type(n, then_env[n], else_env[n], node))
-        carried = [i for i, t in enumerate(results) if t is not None]
-        for n in set(then_env) ^ set(else_env) | {
-            n for n in then_env if n not in before and n not in else_env
-        }:
-            if n not in before:
-                self.partial.add(n)
-        then_block = self._finish(
-            then_block, [then_env[names[i]] for i in carried], [results[i] for i in carried]
-        )
-        else_block = self._finish(
-            else_block, [else_env[names[i]] for i in carried], [results[i] for i in carried]
-        )
-        op = self.b.emit(
-            Op.IF,
-            (cond.value,),
-            tuple(results[i] for i in carried),
-            regions=(then_block, else_block),
-        )
-        for i, n in enumerate(names):
-            if results[i] is None:
-                self.env[n] = then_env[n]  # identical compile-time value in both branches
-        for r, i in zip(op.results, carried, strict=True):
-            self.env[names[i]] = Tensor(r, _param_of(then_env[names[i]], else_env[names[i]]))
+        ]  # fmt: skip
+        results = {n: self._merge_type(n, then_env[n], else_env[n], node) for n in changed}
+        carried = [n for n in changed if results[n] is not None]
+        # A name new in only one branch is unusable after the if.
+        self.partial.update((set(then_env) ^ set(else_env)) - set(before))
+        types = [results[n] for n in carried]
+        then_block = self._finish(then_block, [then_env[n] for n in carried], types)
+        else_block = self._finish(else_block, [else_env[n] for n in carried], types)
+        op = self.b.emit(Op.IF, (cond.value,), tuple(types), regions=(then_block, else_block))
+        for n in changed:
+            if results[n] is None:
+                self.env[n] = then_env[n]  # the same compile-time value in both branches
+        for r, n in zip(op.results, carried, strict=True):
+            self.env[n] = Tensor(r, _param_of(then_env[n], else_env[n]))
 
     def _branch(self, stmts, before):
         self.env = dict(before)

@@ -49,3 +49,15 @@ def test_empty_grid_launches_nothing(backend):
     out = torch.full((8,), 7.0)
     scale_kernel[(0,)](torch.ones(8), out, 8, BLOCK=8, backend=backend)
     assert torch.equal(out, torch.full((8,), 7.0))
+
+
+@pypto.jit
+def names_like_locals(b, p, s, key, kernel, N: pl.constexpr):
+    o = pl.arange(0, N)
+    pl.store(kernel + o, pl.load(b + o) + pl.load(p + o) * s + key)
+
+
+def test_parameter_names_do_not_clash_with_the_launcher(backend):
+    b, p, out = torch.randn(8), torch.randn(8), torch.zeros(8)
+    names_like_locals[(1,)](b, p, 3.0, 2, out, N=8, backend=backend)
+    torch.testing.assert_close(out, b + p * 3.0 + 2)
