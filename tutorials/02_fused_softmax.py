@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import do_bench, print_table
+from pypto_jit.testing import print_table
 
 
 @pypto.jit
@@ -113,11 +114,21 @@ def numpy_softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def bench(fn, **kwargs) -> float:
-    """do_bench after a pause: torch's and BLAS's worker threads spin for a while after
-    their last call, and on a small machine they would steal the cores being measured."""
-    time.sleep(0.1)
-    return do_bench(fn, **kwargs)
+def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
+    """Median seconds per call of each of ``fns`` over ``rounds`` rounds in which they take
+    turns (a noisy neighbour slows them all alike); a turn waits ``settle`` (torch's and
+    BLAS's worker threads spin for a while after their last call, and on a small machine
+    they would steal the cores being measured), makes one untimed call and times three."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            time.sleep(settle)
+            fn()
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def check(backends=("cpu", "sim", "interpret")) -> None:
@@ -137,24 +148,26 @@ def check(backends=("cpu", "sim", "interpret")) -> None:
     print(f"fused softmax (both kernels) matches torch.softmax on {', '.join(backends)}")
 
 
-def benchmark(n_rows, col_sizes, out_dir=None) -> str:
+def benchmark(n_rows, col_sizes, rounds=5, out_dir=None) -> str:
     rows = []
     for n_cols in col_sizes:
         x = torch.randn(n_rows, n_cols)
         xn = x.numpy()
         nbytes = 2 * x.numel() * x.element_size()  # one read and one write
-        t_row = bench(lambda: softmax(x))  # noqa: B023
-        t_pers = bench(lambda: softmax(x, persistent=True))  # noqa: B023
-        t_th = bench(lambda: torch.softmax(x, dim=1))  # noqa: B023
-        t_naive = bench(lambda: naive_softmax(x))  # noqa: B023
-        t_np = bench(lambda: numpy_softmax(xn))  # noqa: B023
-        rows.append(
-            [n_cols]
-            + [nbytes / t / 1e9 for t in (t_row, t_pers, t_th, t_naive, t_np)]
-            + [t_th / min(t_row, t_pers)]
+        t = bench(
+            {
+                "row": lambda: softmax(x),  # noqa: B023
+                "persistent": lambda: softmax(x, persistent=True),  # noqa: B023
+                "torch": lambda: torch.softmax(x, dim=1),  # noqa: B023
+                "naive": lambda: naive_softmax(x),  # noqa: B023
+                "numpy": lambda: numpy_softmax(xn),  # noqa: B023
+            },
+            rounds,
         )
+        gbps = [nbytes / t[k] / 1e9 for k in ("row", "persistent", "torch", "naive", "numpy")]
+        rows.append([n_cols, *gbps, t["torch"] / t["row"]])
     table = print_table(
-        f"softmax fp32, {n_rows} rows (GB/s, median)",
+        f"softmax fp32, {n_rows} rows (GB/s, medians of interleaved runs)",
         ["N", "pypto-jit", "pypto-jit persistent", "torch", "torch naive", "numpy", "pypto/torch"],
         rows,
     )
@@ -174,9 +187,9 @@ def main(argv=None) -> None:
     if not args.bench:
         check()
     if args.quick:
-        benchmark(64, [256, 781], args.out)
+        benchmark(64, [256, 781], rounds=2, out_dir=args.out)
     else:
-        benchmark(4096, [256, 781, 1024, 2048, 4096], args.out)
+        benchmark(4096, [256, 781, 1024, 2048, 4096], out_dir=args.out)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,19 @@ groups of GROUP_SIZE_M rows of tiles ("super-grouping") so that neighbouring
 programs reuse the same tiles of A and B. fp32 and fp16 inputs (fp16 accumulates
 in fp32), any strides (B may be a transposed view), an optional fused leaky ReLU.
 
-    python tutorials/03_matmul.py            # check + benchmark table
-    python tutorials/03_matmul.py --quick    # small sizes (used by the tests)
+    python tutorials/03_matmul.py            # check + benchmark of every block config
+    python tutorials/03_matmul.py --quick    # small sizes, default config (the tests)
+
+pl.dot compiles to a register-blocked micro-kernel (8x32 fp32 tiles in AVX-512
+registers); what a program spends besides that is its loads and pointer updates, per
+element of its A and B tiles, so big blocks pay.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import numpy as np
@@ -22,7 +27,7 @@ import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import do_bench, print_table
+from pypto_jit.testing import print_table
 
 
 @pypto.jit
@@ -89,7 +94,24 @@ def leaky_relu(x):
     return pl.where(x >= 0, x, 0.01 * x)
 
 
-CONFIG = dict(BLOCK_SIZE_M=64, BLOCK_SIZE_N=128, BLOCK_SIZE_K=64, GROUP_SIZE_M=8)
+def _config(bm: int, bn: int, bk: int, group: int) -> dict:
+    return dict(BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=group)
+
+
+# Block configs the benchmark tries at each size (it prints them all and uses the best);
+# the first is the default.
+CONFIGS = [
+    _config(256, 128, 64, 4),
+    _config(128, 128, 64, 8),
+    _config(256, 256, 32, 4),
+    _config(64, 128, 64, 8),
+]
+CONFIG = CONFIGS[0]
+
+
+def _name(cfg: dict) -> str:
+    blocks = "x".join(str(cfg[f"BLOCK_SIZE_{d}"]) for d in "MNK")
+    return f"{blocks}/g{cfg['GROUP_SIZE_M']}"
 
 
 def matmul(a, b, activation="", backend=None, config=None):
@@ -122,11 +144,22 @@ def matmul(a, b, activation="", backend=None, config=None):
     return c
 
 
-def bench(fn, **kwargs) -> float:
-    """do_bench after a pause: torch's and BLAS's worker threads spin for a while after
-    their last call, and on a small machine they would steal the cores being measured."""
-    time.sleep(0.1)
-    return do_bench(fn, **kwargs)
+def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
+    """Median seconds per call of each of ``fns``, over ``rounds`` rounds in which they take
+    turns, so that a noisy neighbour slows them all alike. A turn waits ``settle`` (torch's
+    and BLAS's worker threads spin for a while after their last call, and on a small
+    machine they would steal the cores being measured), makes one call that is not timed
+    (it wakes the thread pools) and times two."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            time.sleep(settle)
+            fn()
+            for _ in range(2):
+                t0 = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def check(backends=("cpu", "sim", "interpret")) -> None:
@@ -156,31 +189,39 @@ def check(backends=("cpu", "sim", "interpret")) -> None:
     )
 
 
-def benchmark(sizes, out_dir=None) -> str:
+def benchmark(sizes, configs=CONFIGS, rounds=5, out_dir=None) -> str:
     rows = []
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
         an, bn = a.numpy(), b.numpy()
-        flops = 2 * n**3
-        t_pp = bench(lambda: matmul(a, b), warmup=1, rep=5)  # noqa: B023
-        t_th = bench(lambda: torch.matmul(a, b), warmup=1, rep=5)  # noqa: B023
-        t_np = bench(lambda: np.matmul(an, bn), warmup=1, rep=5)  # noqa: B023
         ah, bh = a.half(), b.half()
-        t_pph = bench(lambda: matmul(ah, bh), warmup=1, rep=3)  # noqa: B023
+        gflops = lambda t: 2 * n**3 / t / 1e9  # noqa: B023, E731
+        fns = {_name(c): (lambda c=c: matmul(a, b, config=c)) for c in configs}  # noqa: B023
+        fns["torch"] = lambda: torch.matmul(a, b)  # noqa: B023
+        fns["numpy"] = lambda: np.matmul(an, bn)  # noqa: B023
+        t = bench(fns, rounds)
+        best = min(configs, key=lambda c: t[_name(c)])
+        if len(configs) > 1:
+            tried = ", ".join(f"{_name(c)} {gflops(t[_name(c)]):.0f}" for c in configs)
+            print(f"n={n}: block configs (GFLOP/s) {tried}; best {_name(best)}")
+        t_half = bench({"fp16": lambda: matmul(ah, bh, config=best)}, max(rounds // 2, 1))  # noqa: B023
+        t_pp, t_th = t[_name(best)], t["torch"]
         rows.append(
             [
                 n,
-                flops / t_pp / 1e9,
-                flops / t_th / 1e9,
-                flops / t_np / 1e9,
-                flops / t_pph / 1e9,
+                _name(best),
+                gflops(t_pp),
+                gflops(t_th),
+                gflops(t["numpy"]),
+                gflops(t_half["fp16"]),
                 t_th / t_pp,
             ]
         )
     table = print_table(
-        "matmul, square (GFLOP/s, median)",
+        "matmul, square (GFLOP/s, medians of interleaved runs)",
         [
             "M=N=K",
+            "best config",
             "pypto-jit fp32",
             "torch fp32",
             "numpy fp32",
@@ -204,7 +245,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not args.bench:
         check()
-    benchmark([128, 256] if args.quick else [256, 512, 1024, 2048], args.out)
+    if args.quick:  # the default config only: one compile per dtype
+        benchmark([128, 256], configs=CONFIGS[:1], rounds=3, out_dir=args.out)
+    else:
+        benchmark([256, 512, 1024, 2048], rounds=7, out_dir=args.out)
 
 
 if __name__ == "__main__":

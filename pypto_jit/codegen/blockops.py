@@ -1,4 +1,4 @@
-"""C rules for REDUCE, SCAN and DOT: loops over whole blocks.
+"""C rules for REDUCE and SCAN: loops over whole blocks (DOT: ``gemm.py``).
 
 A block of shape ``[..., n, ...]`` reduced along ``axis`` is viewed as ``[outer, n,
 inner]``. Loops run ``inner`` innermost so that gcc vectorizes across the kept
@@ -12,20 +12,25 @@ as a tree. The order is part of the contract: results are the same on every run.
 
 from __future__ import annotations
 
+import math
 from math import prod
 
 from ..ir.nodes import Operation, Value
 from ..ir.ops import Op
-from ..ir.types import BlockType, ScalarType, f32, scalar_of
-from . import exprs
-from .ctype import reg
-from .emitter import Emitter, rule
+from ..ir.types import SCALARS, BlockType, ScalarType, f32, scalar_of
+from . import exprs, gemm  # noqa: F401 - gemm registers the DOT rule
+from .ctype import literal, reg
+from .emitter import Emitter, Ix, rule
 
 _COMBINE = {
     "sum": Op.ADD, "prod": Op.MUL, "max": Op.MAXIMUM, "min": Op.MINIMUM,
     "and": Op.AND, "or": Op.OR, "xor": Op.XOR,
 }  # fmt: skip
-_PARTIALS = 16
+
+
+def _partial_count(t: ScalarType) -> int:
+    """Partial results of a float reduction along a row: two 64-byte vectors' worth."""
+    return 2 * 64 // _acc_type(t).itemsize
 
 
 def _acc_type(t: ScalarType) -> ScalarType:
@@ -45,6 +50,27 @@ def _result(r: Emitter, v: Value) -> tuple[str, str]:
     return r.declare(v), "{name}"
 
 
+def _index(n: int, inner: int, o: str, m: str, k: str) -> Ix:
+    """Lane ``(o, m, k)`` of the ``[outer, n, inner]`` view, with its row for contiguous
+    loads: rows run along ``m`` when ``inner == 1``, else along ``k``."""
+    flat = f"({o}) * {n * inner} + ({m}) * {inner} + ({k})"
+    if inner == 1:
+        return Ix(flat, f"({o}) * {n}", f"({m})", n)
+    return Ix(flat, f"({o}) * {n * inner} + ({m}) * {inner}", f"({k})", inner)
+
+
+def _identity(kind: str, t: ScalarType) -> str:
+    """The value ``x`` combines with into ``x`` exactly (-0.0 for float sums: -0.0 + -0.0)."""
+    if t.is_float:
+        value = {"sum": -0.0, "prod": 1.0, "max": -math.inf, "min": math.inf}[kind]
+    elif t.is_bool:
+        value = {"sum": 0, "xor": 0, "or": 0, "max": 0, "prod": 1, "and": 1, "min": 1}[kind]
+    else:
+        lo, hi = (-(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1) if t.is_signed else (0, -1)
+        value = {"sum": 0, "xor": 0, "or": 0, "prod": 1, "and": -1, "max": lo, "min": hi}[kind]
+    return literal(value, t)
+
+
 @rule(Op.REDUCE)
 def _reduce(r: Emitter, op: Operation) -> None:
     src, kind, v = op.operands[0], op.attr("kind"), op.result
@@ -53,71 +79,123 @@ def _reduce(r: Emitter, op: Operation) -> None:
     name, slot = _result(r, v)
 
     def x(o: str, m: str, k: str) -> str:
-        return r.lane(src, f"({o}) * {n * inner} + ({m}) * {inner} + ({k})")
+        return r.lane(src, _index(n, inner, o, m, k))
 
     def out(o: str, k: str) -> str:
         return slot.format(name=name, ix=f"({o}) * {inner} + ({k})")
 
-    r.open(f"for (int64_t o = 0; o < {outer}; ++o) {{")
+    r.open(f"for (int32_t o = 0; o < {outer}; ++o) {{")
     if kind in ("argmax", "argmin"):
         _arg_extreme(r, t, kind, n, inner, x, out)
-    elif inner == 1 and t.is_float and n >= 2 * _PARTIALS:
+    elif inner == 1 and t.is_float and n >= 2 * _partial_count(t):
         _partials(r, t, kind, n, x, out)
     elif inner == 1:  # a scalar accumulator: gcc vectorizes integer reductions itself
         a = _acc_type(t)
-        r.emit(f"{reg(a)} acc = {x('o', '0', '0')};")
-        step = exprs.binary(_COMBINE[kind], a, "acc", x("o", "m", "0"))
-        r.loop(n - 1, f"{{ int64_t m = mm + 1; acc = {step}; }}", var="mm")
+        r.emit(f"{reg(a)} acc = {_identity(kind, a)};")
+        step = lambda: _combine(kind, a, "acc", x("o", "m", "0"))  # noqa: E731
+        r.body(f"for (int32_t m = 0; m < {n}; ++m)", step)
         r.emit(f"{out('o', '0')} = {exprs.rounded('acc', t)};")
     else:  # accumulate whole rows of ``inner`` columns
         a = _acc_type(t)
         acc = r.declare(Value(BlockType(a, (inner,))), "acc")
-        r.loop(inner, f"{acc}[k] = {x('o', '0', 'k')};", var="k")
-        step = exprs.binary(_COMBINE[kind], a, f"{acc}[k]", x("o", "m", "k"))
-        r.open(f"for (int64_t m = 1; m < {n}; ++m) {{")
-        r.loop(inner, f"{acc}[k] = {step};", var="k")
+        r.loop(inner, f"{acc}[k] = {_identity(kind, a)};", var="k")
+        r.open(f"for (int32_t m = 0; m < {n}; ++m) {{")
+        step = lambda: _combine(kind, a, f"{acc}[k]", x("o", "m", "k"))  # noqa: E731
+        r.body(f"for (int32_t k = 0; k < {inner}; ++k)", step)
         r.close()
         r.loop(inner, f"{out('o', 'k')} = {exprs.rounded(f'{acc}[k]', t)};", var="k")
     r.close()
 
 
+def _combine(kind: str, a: ScalarType, acc: str, x: str) -> str:
+    """``acc = acc op x`` with ``x`` read once (NaN-propagating max reads it twice)."""
+    return f"{{ const {reg(a)} y_ = {x}; {acc} = {exprs.binary(_COMBINE[kind], a, acc, 'y_')}; }}"
+
+
 def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
-    """Reduce one row of ``n`` floats in the fixed interleaved-partials order."""
-    a, w = _acc_type(t), _PARTIALS
-    combine = _COMBINE[kind]
+    """Reduce one row of ``n`` floats in the fixed interleaved-partials order: partial ``w``
+    takes elements ``w, w + W, w + 2W, ...`` (``W``: two 64-byte vectors of the accumulator
+    type), then the partials combine as a tree.
+
+    Each chunk of ``W`` lanes is computed by a loop into ``y`` that gcc vectorizes whatever
+    the lanes cost (fused exp, masked loads ...); two vector variables (gcc's vector
+    extension) carry the partials across chunks in registers, as two independent chains.
+    max/min keep that chain to a compare and a blend: a NaN counts as +inf (-inf for min),
+    and a result of +inf is checked by a second pass that makes it NaN if a lane is NaN."""
+    a = _acc_type(t)
+    vl = 64 // a.itemsize
+    w = 2 * vl
+    vec, ivec = f"pypto_v_{a.name}", f"pypto_vi_{a.name}"
     part = r.declare(Value(BlockType(a, (w,))), "part")
-    r.loop(w, f"{part}[w] = {x('o', 'w', '0')};", var="w")
+    r.loop(w, f"{part}[w] = {_identity(kind, a)};", var="w")
+    extreme = {"max": ">", "min": "<"}.get(kind)
+    far = literal(math.inf if kind == "max" else -math.inf, a)
+
+    def lane(m: str) -> str:
+        if extreme is None:
+            return x("o", m, "0")
+        return f"({{ const {reg(a)} v_ = {x('o', m, '0')}; v_ != v_ ? {far} : v_; }})"
+
+    def combine(acc: str, y: str) -> str:
+        if extreme is None:
+            return f"{acc} = {acc} {'+' if kind == 'sum' else '*'} {y};"
+        pick = f"({vec})((m_ & ({ivec}){acc}) | (~m_ & ({ivec}){y}))"
+        return f"{{ {ivec} m_ = {acc} {extreme} {y}; {acc} = {pick}; }}"
+
     chunks = n // w
-    r.open(f"for (int64_t c = 1; c < {chunks}; ++c) {{")
-    r.loop(
-        w,
-        f"{part}[w] = {exprs.binary(combine, a, f'{part}[w]', x('o', f'c * {w} + w', '0'))};",
-        var="w",
-    )
-    r.close()
+    if chunks:
+        r.open("{")
+        r.emit(f"{vec} p0_, p1_;")
+        r.emit(f"memcpy(&p0_, {part}, 64); memcpy(&p1_, {part} + {vl}, 64);")
+        r.open(f"for (int32_t c = 0; c < {chunks}; ++c) {{")
+        r.emit(f"_Alignas(64) {reg(a)} y_[{w}];")
+        r.body(f"for (int32_t w = 0; w < {w}; ++w)", lambda: f"y_[w] = {lane(f'c * {w} + w')};",
+               "PYPTO_LANES")  # fmt: skip
+        r.emit(f"{vec} y0_, y1_;")
+        r.emit(f"memcpy(&y0_, y_, 64); memcpy(&y1_, y_ + {vl}, 64);")
+        r.emit(f"{combine('p0_', 'y0_')} {combine('p1_', 'y1_')}")
+        r.close()
+        r.emit(f"memcpy({part}, &p0_, 64); memcpy({part} + {vl}, &p1_, 64);")
+        r.close()
     if n % w:  # the tail folds into the first partials
-        tail = x("o", f"{chunks * w} + w", "0")
-        r.loop(n % w, f"{part}[w] = {exprs.binary(combine, a, f'{part}[w]', tail)};", var="w")
+        tail = f"{chunks * w} + w"
+        step = lambda: _combine(kind, a, f"{part}[w]", lane(tail))  # noqa: E731
+        r.body(f"for (int32_t w = 0; w < {n % w}; ++w)", step)
     half = w // 2
     while half:
-        pair = exprs.binary(combine, a, f"{part}[w]", f"{part}[w + {half}]")
+        pair = exprs.binary(_COMBINE[kind], a, f"{part}[w]", f"{part}[w + {half}]")
         r.loop(half, f"{part}[w] = {pair};", var="w")
         half //= 2
+    if extreme is not None:  # rare: +inf (or a NaN) was seen
+        r.open(f"if ({part}[0] == {far}) {{")
+        r.emit("int nan_ = 0;")
+        nan = lambda: f"{{ const {reg(a)} y_ = {x('o', 'm', '0')}; nan_ |= y_ != y_; }}"  # noqa: E731
+        r.body(f"for (int32_t m = 0; m < {n}; ++m)", nan)
+        r.emit(f"if (nan_) {part}[0] = {literal(math.nan, a)};")
+        r.close()
     r.emit(f"{out('o', '0')} = {exprs.rounded(f'{part}[0]', t)};")
 
 
 def _arg_extreme(r: Emitter, t: ScalarType, kind: str, n: int, inner: int, x, out) -> None:
     """Index of the first maximum/minimum along the axis; the first NaN wins."""
     cmp = ">" if kind == "argmax" else "<"
-    nan = " || (y != y && best == best)" if t.is_float else ""
-    r.open(f"for (int64_t k = 0; k < {inner}; ++k) {{")
-    r.emit(f"{reg(t)} best = {x('o', '0', 'k')}; int32_t at = 0;")
-    r.open(f"for (int64_t m = 1; m < {n}; ++m) {{")
-    r.emit(f"{reg(t)} y = {x('o', 'm', 'k')};")
-    r.emit(f"if (y {cmp} best{nan}) {{ best = y; at = (int32_t)m; }}")
+    best = r.declare(Value(BlockType(t, (inner,))), "best")
+    at = r.declare(Value(BlockType(SCALARS["i32"], (inner,))), "at")
+    first = lambda: f"{{ {best}[k] = {x('o', '0', 'k')}; {at}[k] = 0; }}"  # noqa: E731
+    r.body(f"for (int32_t k = 0; k < {inner}; ++k)", first)
+    nan = f" | ((y_ != y_) & ({best}[k] == {best}[k]))" if t.is_float else ""
+
+    def step() -> str:
+        better = f"(y_ {cmp} {best}[k]){nan}"
+        return (
+            f"{{ const {reg(t)} y_ = {x('o', 'm', 'k')}; const int b_ = {better}; "
+            f"{best}[k] = b_ ? y_ : {best}[k]; {at}[k] = b_ ? (int32_t)m : {at}[k]; }}"
+        )
+
+    r.open(f"for (int32_t m = 1; m < {n}; ++m) {{")
+    r.body(f"for (int32_t k = 0; k < {inner}; ++k)", step)
     r.close()
-    r.emit(f"{out('o', 'k')} = at;")
-    r.close()
+    r.loop(inner, f"{out('o', 'k')} = {at}[k];", var="k")
 
 
 @rule(Op.SCAN)
@@ -128,40 +206,19 @@ def _scan(r: Emitter, op: Operation) -> None:
     outer, n, inner = _view(src, op.attr("axis"))
     name = r.declare(v)
     first, m = (f"{n - 1}", f"{n - 1} - mm") if op.attr("reverse") else ("0", "mm")
-
-    def ix(o: str, mm: str, k: str) -> str:
-        return f"({o}) * {n * inner} + ({mm}) * {inner} + ({k})"
-
+    kind = op.attr("kind")
     acc = r.declare(Value(BlockType(a, (inner,))), "acc")
-    step = exprs.binary(_COMBINE[op.attr("kind")], a, f"{acc}[k]", r.lane(src, ix("o", "m", "k")))
-    r.open(f"for (int64_t o = 0; o < {outer}; ++o) {{")
-    r.loop(inner, f"{acc}[k] = {r.lane(src, ix('o', first, 'k'))};", var="k")
-    r.loop(inner, f"{name}[{ix('o', first, 'k')}] = {exprs.rounded(f'{acc}[k]', t)};", var="k")
-    r.open(f"for (int64_t mm = 1; mm < {n}; ++mm) {{")
-    r.emit(f"const int64_t m = {m};")
-    r.loop(inner, f"{acc}[k] = {step};", var="k")
-    r.loop(inner, f"{name}[{ix('o', 'm', 'k')}] = {exprs.rounded(f'{acc}[k]', t)};", var="k")
-    r.close()
-    r.close()
 
+    def step(mm: str, init: bool) -> str:
+        ix = _index(n, inner, "o", mm, "k")
+        x = r.lane(src, ix)
+        update = f"{acc}[k] = {x};" if init else _combine(kind, a, f"{acc}[k]", x)
+        return f"{{ {update} {name}[{ix}] = {exprs.rounded(f'{acc}[k]', t)}; }}"
 
-@rule(Op.DOT)
-def _dot(r: Emitter, op: Operation) -> None:
-    """acc + a @ b: products in the accumulator's type, summed over k in order."""
-    a, b, acc = op.operands
-    (m, kk), (_, n) = a.type.shape, b.type.shape
-    src_t, t = scalar_of(a.type), scalar_of(acc.type)
-    name = r.declare(op.result)
-    r.loop(m * n, f"{name}[i] = {r.lane(acc)};")
-
-    def widen(x: str) -> str:
-        return exprs.cast(src_t, t, x) if src_t != t else x
-
-    product = exprs.binary(Op.MUL, t, "av", widen(r.lane(b, f"k * {n} + j")))
-    update = exprs.binary(Op.ADD, t, f"{name}[i * {n} + j]", product)
-    r.open(f"for (int64_t i = 0; i < {m}; ++i) {{")
-    r.open(f"for (int64_t k = 0; k < {kk}; ++k) {{")
-    r.emit(f"const {reg(t)} av = {widen(r.lane(a, f'i * {kk} + k'))};")
-    r.loop(n, f"{name}[i * {n} + j] = {update};", var="j")
+    r.open(f"for (int32_t o = 0; o < {outer}; ++o) {{")
+    r.body(f"for (int32_t k = 0; k < {inner}; ++k)", lambda: step(first, True))
+    r.open(f"for (int32_t mm = 1; mm < {n}; ++mm) {{")
+    r.emit(f"const int32_t m = {m};")
+    r.body(f"for (int32_t k = 0; k < {inner}; ++k)", lambda: step("m", False))
     r.close()
     r.close()

@@ -1,12 +1,27 @@
 """The renderer's state: C names of SSA values, output lines, stack accounting.
 
-Scalars are C locals. A block is either *stored* -- a stack array of the register
-type filled by one flat loop over the block's numel -- or *virtual*: a function from
-a lane index to a C expression, for blocks that cost an instruction or two per lane
-to recompute (splats, aranges, pointer and index arithmetic, masks, f32/f64 add, sub
-and mul). Consumers read lanes
-through ``lane(v, ix)`` and never care which; a virtual block is never stored, so a
-contiguous load only evaluates its pointer's lane 0 per row.
+Scalars are C locals. A block value takes one of these forms (``passes.fusion`` says
+which through the ``fuse`` attr; without it, every block that is not cheap is stored):
+
+* *stored*: a stack array of the register type, filled by one loop over its lanes;
+* *virtual*: a function from a lane index to a C expression, recomputed wherever a lane
+  is read -- for blocks that cost an instruction or two per lane (splats, aranges,
+  pointer and index arithmetic, masks, f32/f64 add, sub and mul), so a contiguous load
+  only evaluates its pointer's lane 0 per row;
+* *fused* (``fuse="inline"``): virtual, but read only inside the loop of one consumer
+  (its sink): the loop body computes it once per lane into a local;
+* *pending* (``fuse="first"``): stored, but its array is filled by the body of the first
+  loop that reads its lanes (its first sink), so producer and consumer are one pass.
+
+Consumers read lanes through ``lane(v, ix)`` and never care which form a value has.
+Loops that read lanes are built with ``body``: the lanes of fused and pending values it
+reads become ``const`` locals at the top of the loop body (``lets``), each computed
+once. A pending value read anywhere else (outside such a loop, or by name) is filled
+by a loop of its own first; values are never pending across a nested region.
+
+Lane indices are C expressions; an ``Ix`` also says where its row starts, so that a
+contiguous access (``contig`` attr) reads ``base(row) + col`` with ``base`` hoisted out
+of the loop over columns.
 
 Ops that do not move data (reshape, expand_dims) give their result the source's
 array or lane function. Parallel assignments (loop-carried values, if results)
@@ -33,13 +48,29 @@ RULES: dict[Op, Rule] = {}
 _MAX_VIRTUAL_CHARS = 240
 
 
+class Ix(str):
+    """A lane index (the C expression itself) that knows its row: lanes ``row + c`` for
+    ``c`` in ``[0, cols)`` are read by one loop over ``col``."""
+
+    row: str
+    col: str
+    cols: int
+
+    def __new__(cls, flat: str, row: str, col: str, cols: int) -> Ix:
+        ix = super().__new__(cls, flat)
+        ix.row, ix.col, ix.cols = row, col, cols
+        return ix
+
+
 @dataclass(frozen=True)
 class Lanes:
-    """A virtual block: ``at(ix)`` is the C expression of lane ``ix``; ``reads`` names
-    the C variables and arrays it reads (all at lane ``ix`` or whole scalars)."""
+    """Lane ``ix`` is the C expression ``at(ix)``. ``reads`` names the C variables and
+    arrays it reads (all at lane ``ix`` or whole scalars); ``cols`` holds the row lengths
+    at which it reads memory contiguously (a loop over rows of that length pays)."""
 
     at: Callable[[str], str]
     reads: frozenset[str]
+    cols: frozenset[int] = frozenset()
 
 
 def rule(*ops: Op) -> Callable[[Rule], Rule]:
@@ -71,6 +102,12 @@ class Emitter:
         self.slots: dict[int, int] = {}  # tensor parameter index -> first iargs slot
         self._names: dict[Value, str] = {}
         self._lanes: dict[Value, Lanes] = {}
+        self._fused: set[Value] = set()  # virtual values computed once per loop body
+        self._pending: dict[Value, Lanes] = {}  # stored values whose array is not filled yet
+        self._taken: set[Value] = set()  # pending values being filled by the current op
+        self._lets: list[str] | None = None  # the loop body being built, if any
+        self._memo: dict[tuple[Value, str], str] = {}
+        self._measuring = False
         self._count = 0
         self.param_of: dict[Value, int] = {v: k for k, v in enumerate(module.body.args)}
 
@@ -87,10 +124,47 @@ class Emitter:
         self.emit(line)
 
     def loop(self, n: int, stmt: str, ivdep: bool = False, var: str = "i") -> None:
-        """``for (var in [0, n)) stmt`` on one line (``#pragma ivdep`` for memory loops)."""
+        """``for (var in [0, n)) stmt`` on one line (``#pragma ivdep`` for memory loops).
+        Lane loops count in int32 (blocks are far smaller than 2^31 lanes): index arithmetic
+        on lanes, such as a mask ``offs < n``, then vectorizes without int64 conversions."""
         if ivdep:
             self.emit("PYPTO_IVDEP")
-        self.emit(f"for (int64_t {var} = 0; {var} < {n}; ++{var}) {stmt}")
+        self.emit(f"for (int32_t {var} = 0; {var} < {n}; ++{var}) {stmt}")
+
+    def body(self, head: str, build: Callable[[], str], pragma: str = "PYPTO_IVDEP") -> None:
+        """The loop ``head`` (``for (...)``) around ``build()``, a C statement built from
+        lane reads: the fused and pending lanes it reads become locals at its top."""
+        saved = self._lets, self._memo
+        self._lets, self._memo = [], {}
+        try:
+            stmt = build()
+            lets = self._lets
+        finally:
+            self._lets, self._memo = saved
+        if pragma:
+            self.emit(pragma)
+        if not lets:
+            self.emit(f"{head} {stmt}")
+            return
+        self.open(f"{head} {{")
+        for line in [*lets, stmt]:
+            self.emit(line)
+        self.close()
+
+    def for_lanes(self, t: BlockType, build: Callable[[str], str], cols=frozenset()) -> None:
+        """A loop over every lane of a block of type ``t``; ``build(ix)`` gives the body's
+        statement for lane ``ix``. Rows of a length in ``cols`` get a loop of their own."""
+        c, n = t.shape[-1], t.numel
+        if n == c:
+            ix = Ix("i", "0", "i", c)
+            self.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: build(ix))
+        elif c in cols:
+            self.open(f"for (int32_t rw = 0; rw < {n // c}; ++rw) {{")
+            ix = Ix(f"rw * {c} + j", f"rw * {c}", "j", c)
+            self.body(f"for (int32_t j = 0; j < {c}; ++j)", lambda: build(ix))
+            self.close()
+        else:
+            self.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: build("i"))
 
     # -- names -----------------------------------------------------------------------
     def fresh(self, prefix: str = "v") -> str:
@@ -104,10 +178,23 @@ class Emitter:
     def bind_lanes(self, v: Value, lanes: Lanes) -> None:
         self._lanes[v] = lanes
 
+    def bind_fused(self, v: Value, lanes: Lanes) -> None:
+        """``v`` is computed where it is read, once per loop body (``fuse="inline"``)."""
+        self._lanes[v] = lanes
+        self._fused.add(v)
+
+    def bind_pending(self, v: Value, lanes: Lanes) -> str:
+        """``v`` is stored, filled by the first loop that reads it (``fuse="first"``)."""
+        name = self.declare(v)
+        self._pending[v] = lanes
+        return name
+
     def name(self, v: Value) -> str:
-        """C name of a scalar or a stored block."""
+        """C name of a scalar or a stored block (a pending block is filled first)."""
         name = self._names.get(v)
         if name is not None:
+            if v in self._pending:
+                self.fill(v)
             return name
         if v in self.param_of and is_ptr(v.type):
             return "INT64_C(0)"  # a tensor parameter is its own base
@@ -118,25 +205,81 @@ class Emitter:
     def is_virtual(self, v: Value) -> bool:
         return v in self._lanes
 
+    def is_pending(self, v: Value) -> bool:
+        return v in self._pending
+
     def lane(self, v: Value, ix: str = "i") -> str:
         """C expression for lane ``ix`` of ``v`` (``v`` itself for scalars)."""
         lanes = self._lanes.get(v)
         if lanes is not None:
+            if v in self._fused:
+                return self._let(v, ix, lanes)
             return lanes.at(ix)
+        pending = self._pending.get(v)
+        if pending is not None:
+            if self._lets is not None or self._measuring:
+                return self._let(v, ix, pending)
+            self.fill(v)
         return f"{self.name(v)}[{ix}]" if isinstance(v.type, BlockType) else self.name(v)
+
+    def _let(self, v: Value, ix: str, lanes: Lanes) -> str:
+        """Lane ``ix`` of a fused or pending ``v`` as a local of the loop body being built
+        (the plain expression outside one); a pending array gets the lane too."""
+        if self._measuring:
+            return "t_"
+        if self._lets is None:
+            return lanes.at(ix)
+        key = (v, str(ix))
+        local = self._memo.get(key)
+        if local is None:
+            expr = lanes.at(ix)  # may add the lets it depends on first
+            local = self._memo[key] = self.fresh("t")
+            self._lets.append(f"const {c_type(v.type)} {local} = {expr};")
+            if v in self._pending:
+                self._lets.append(f"{self._names[v]}[{ix}] = {local};")
+                self._taken.add(v)
+        return local
+
+    def fill(self, v: Value) -> None:
+        """Fill the array of pending ``v`` with a loop of its own, here."""
+        lanes = self._pending.pop(v)
+        name = self._names[v]
+        saved, self._lets = self._lets, None  # a loop of its own, not part of a body
+        try:
+            self.for_lanes(v.type, lambda ix: f"{name}[{ix}] = {lanes.at(ix)};", lanes.cols)
+        finally:
+            self._lets = saved
 
     def reads(self, v: Value) -> frozenset[str]:
         lanes = self._lanes.get(v)
         if lanes is not None:
             return lanes.reads
-        name = self.name(v)
+        name = self._names.get(v) or self.name(v)
         return frozenset((name,)) if name.isidentifier() else frozenset()
+
+    def cols(self, *values: Value) -> frozenset[int]:
+        """Row lengths at which reading the lanes of ``values`` reads memory contiguously."""
+        out: frozenset[int] = frozenset()
+        for v in values:
+            lanes = self._lanes.get(v) or self._pending.get(v)
+            if lanes is not None:
+                out |= lanes.cols
+        return out
 
     def lanes_of(self, template: Callable[..., str], operands: Sequence[Value]) -> Lanes:
         """Lanes computing ``template`` of the operands' lanes, recomputed on every read."""
         ops = tuple(operands)
         reads = frozenset().union(*(self.reads(x) for x in ops))
-        return Lanes(lambda ix: template(*[self.lane(x, ix) for x in ops]), reads)
+        return Lanes(lambda ix: template(*[self.lane(x, ix) for x in ops]), reads, self.cols(*ops))
+
+    def short(self, lanes: Lanes) -> bool:
+        """The lane expression is short enough to recompute wherever it is read (fused
+        and pending lanes count as the local they become)."""
+        self._measuring = True
+        try:
+            return len(lanes.at("i")) <= _MAX_VIRTUAL_CHARS
+        finally:
+            self._measuring = False
 
     # -- definitions -----------------------------------------------------------------
     def declare(self, v: Value, prefix: str = "v") -> str:
@@ -157,18 +300,24 @@ class Emitter:
         return name
 
     def elementwise(self, op: Operation, template: Callable[..., str], cheap: bool = False) -> None:
-        """Define ``op``'s result lane by lane as ``template(*operand lanes)``; a block result
-        of a ``cheap`` template stays virtual while its expression is short."""
+        """Define ``op``'s result lane by lane as ``template(*operand lanes)``: fused or
+        pending as the ``fuse`` attr says; a ``cheap`` one stays virtual while its
+        expression is short; otherwise stored by a loop of its own."""
         v = op.result
         if not isinstance(v.type, BlockType):
             self.scalar(v, template(*[self.name(x) for x in op.operands]))
             return
         lanes = self.lanes_of(template, op.operands)
-        if cheap and len(lanes.at("i")) <= _MAX_VIRTUAL_CHARS:
+        fuse = op.attr("fuse")
+        if fuse == "inline":
+            self.bind_fused(v, lanes)
+        elif fuse == "first":
+            self.bind_pending(v, lanes)
+        elif cheap and self.short(lanes):
             self.bind_lanes(v, lanes)
-            return
-        name = self.declare(v)
-        self.loop(v.type.numel, f"{name}[i] = {lanes.at('i')};")
+        else:
+            name = self.declare(v)
+            self.for_lanes(v.type, lambda ix: f"{name}[{ix}] = {lanes.at(ix)};", lanes.cols)
 
     def fail(self, op: Operation, kind: str, param: int, index: str, extent: str, msg: str) -> str:
         """C statement returning a run-time error of ``kind`` at ``op``'s source location."""
@@ -189,8 +338,16 @@ class Emitter:
         fn = RULES.get(op.op)
         if fn is None:
             raise NotImplementedError(f"no C rule for op '{op.op}' ({self.mode} backend)")
+        if op.regions:  # never fill a pending array inside a loop or a branch
+            for v in list(self._pending):
+                self.fill(v)
         start = len(self.lines)
         fn(self, op)
+        for v in self._taken:  # filled by this op's loops
+            self._pending.pop(v, None)
+        self._taken.clear()
+        if op.regions:  # what is still pending was defined inside and never read
+            self._pending.clear()
         if op.loc is not None and len(self.lines) > start:  # virtual results emit nothing
             self.lines.insert(start, _line_directive(op.loc))
 
@@ -212,15 +369,20 @@ class Emitter:
             staged.append((d, s))
         for d, s in staged:
             self._copy(d, s)
+        # Assignments end regions (or start loops, when nothing is pending): what is still
+        # pending was defined in the region and is never read.
+        self._pending.clear()
+        self._taken.clear()
 
     def _same(self, d: Value, s: Value) -> bool:
-        return not self.is_virtual(s) and self.name(d) == self.name(s)
+        return not self.is_virtual(s) and self.name(d) == self._names.get(s)
 
     def _copy(self, d: Value, s: Value) -> None:
         if not isinstance(d.type, BlockType):
             self.emit(f"{self.name(d)} = {self.name(s)};")
-        elif self.is_virtual(s):
-            self.loop(d.type.numel, f"{self.name(d)}[i] = {self.lane(s)};")
+        elif self.is_virtual(s) or self.is_pending(s):
+            dst = self.name(d)
+            self.for_lanes(d.type, lambda ix: f"{dst}[{ix}] = {self.lane(s, ix)};", self.cols(s))
         else:
             self.emit(f"memcpy({self.name(d)}, {self.name(s)}, sizeof({self.name(d)}));")
 

@@ -34,9 +34,16 @@ _FLOAT_FN = {
 _EXACT = frozenset({Op.NEG, Op.ABS, Op.FLOOR, Op.CEIL, Op.MAXIMUM, Op.MINIMUM})
 
 
+# f32 (and f16/bf16, computed in f32) functions of the prelude rather than libm's.
+_OWN_F32 = {"exp": "pypto_expf", "erf": "pypto_erff"}
+
+
 def _fn(name: str, t: ScalarType) -> str:
-    """The libm function for ``t``: ``expf`` for 32-bit-or-narrower floats, ``exp`` for f64."""
-    return name if t.name == "f64" else name + "f"
+    """The C function for ``t``: ``expf`` for 32-bit-or-narrower floats, ``exp`` for f64 (the
+    prelude's own vectorizable version where it has one)."""
+    if t.name == "f64":
+        return name
+    return _OWN_F32.get(name, name + "f")
 
 
 def rounded(expr: str, t: ScalarType) -> str:
@@ -128,10 +135,10 @@ def binary(op: Op, t: ScalarType, a: str, b: str) -> str:
         expr = f"{_fn('trunc', t)}(({a}) / ({b}))"
     elif op is Op.MOD:
         expr = f"{_fn('fmod', t)}({a}, {b})"
-    elif op is Op.MAXIMUM:  # NaN-propagating: a NaN operand wins
-        expr = f"(({a}) > ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
+    elif op is Op.MAXIMUM:  # NaN-propagating: a NaN operand wins. `|`, not `||`: no branch
+        expr = f"((({a}) > ({b})) | (({a}) != ({a})) ? ({a}) : ({b}))"
     elif op is Op.MINIMUM:
-        expr = f"(({a}) < ({b}) || ({a}) != ({a}) ? ({a}) : ({b}))"
+        expr = f"((({a}) < ({b})) | (({a}) != ({a})) ? ({a}) : ({b}))"
     else:
         raise NotImplementedError(f"C rule for {op} on {t}")
     return expr if op in _EXACT else rounded(expr, t)

@@ -16,7 +16,7 @@ from ..ir.nodes import Operation, Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
 from .ctype import mem
-from .emitter import Emitter, rule
+from .emitter import Emitter, Ix, Lanes, rule
 from .exprs import load_convert, store_convert
 
 
@@ -50,22 +50,45 @@ def check_access(
     n = ptr.type.numel
     r.open("{ int bad = 0;")
     r.loop(n, f"bad |= {bad('i')};")
-    r.emit(f"if (bad) for (int64_t i = 0; i < {n}; ++i) if ({bad('i')}) {fail}")
+    r.emit(f"if (bad) for (int32_t i = 0; i < {n}; ++i) if ({bad('i')}) {fail}")
     r.close()
 
 
-def _rows(r: Emitter, ptr: Value, line: str, row_ptr: str) -> None:
-    """Emit ``line`` (in terms of lane ``@`` and row pointer ``q``) once per row."""
+def _rows(r: Emitter, ptr: Value, row_ptr: str, build) -> None:
+    """One loop per row of a contiguous access: ``row_ptr`` (a declaration of ``q``) is set
+    to the row's first address, then ``build(ix)`` is the body for lane ``ix``, column ``j``."""
     t = ptr.type
     cols, rows = t.shape[-1], t.numel // t.shape[-1]
     if rows == 1:
-        r.open(f"{{ {row_ptr}{r.lane(ptr, '0')};")
-        r.loop(cols, line.replace("@", "j"), ivdep=True, var="j")
+        r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
+        ix = Ix("j", "0", "j", cols)
     else:
-        r.open(f"for (int64_t rw = 0; rw < {rows}; ++rw) {{")
-        r.emit(f"{row_ptr}{r.lane(ptr, f'rw * {cols}')};")
-        r.loop(cols, line.replace("@", f"rw * {cols} + j"), ivdep=True, var="j")
+        r.open(f"for (int32_t rw = 0; rw < {rows}; ++rw) {{")
+        r.emit(f"{row_ptr}{r.lane(ptr, Ix(f'rw * {cols}', f'rw * {cols}', '0', cols))};")
+        ix = Ix(f"rw * {cols} + j", f"rw * {cols}", "j", cols)
+    r.body(f"for (int32_t j = 0; j < {cols}; ++j)", lambda: build(ix))
     r.close()
+
+
+def _load_lanes(r: Emitter, op: Operation) -> Lanes:
+    """Lanes of a block LOAD read where they are used (a fused or pending load)."""
+    ptr, mask, other = (list(op.operands) + [None, None])[:3]
+    k, t = param_of(op), scalar_of(ptr.type)
+    cols = ptr.type.shape[-1] if op.attr("contig") else 0
+
+    def at(ix: str) -> str:
+        if cols and isinstance(ix, Ix) and ix.cols == cols:  # base(row) + col: unit stride
+            addr = f"{r.lane(ptr, ix.row)} + ({ix.col})"
+        else:
+            addr = r.lane(ptr, ix)
+        x = load_convert(t, f"p{k}[{addr}]")
+        if mask is None:
+            return x
+        fallback = r.lane(other, ix) if other is not None else "0"
+        return f"({r.lane(mask, ix)} ? {x} : {fallback})"
+
+    reads = frozenset().union(*(r.reads(x) for x in (ptr, mask, other) if x is not None))
+    return Lanes(at, reads, frozenset({cols}) if cols else frozenset())
 
 
 @rule(Op.LOAD)
@@ -80,23 +103,31 @@ def _load(r: Emitter, op: Operation) -> None:
             x = f"({r.name(mask)} ? {x} : {r.name(other) if other is not None else 0})"
         r.scalar(v, x)
         return
+    fuse = op.attr("fuse")
+    if fuse == "inline":
+        r.bind_fused(v, _load_lanes(r, op))
+        return
+    if fuse == "first":
+        r.bind_pending(v, _load_lanes(r, op))
+        return
     name = r.declare(v)
-    contig = bool(op.attr("contig"))
-    lane = "@" if contig else "i"
 
-    def value(x: str) -> str:
+    def value(x: str, ix: str) -> str:
         if mask is None:
             return x
-        fallback = r.lane(other, lane) if other is not None else "0"
-        return f"({r.lane(mask, lane)} ? {x} : {fallback})"
+        fallback = r.lane(other, ix) if other is not None else "0"
+        return f"({r.lane(mask, ix)} ? {x} : {fallback})"
 
-    if contig:
-        _rows(
-            r, ptr, f"{name}[@] = {value(load_convert(t, 'q[j]'))};", f"const {mem(t)} *q = p{k} + "
-        )
+    if op.attr("contig"):
+        row = f"const {mem(t)} *q = p{k} + "
+        _rows(r, ptr, row, lambda ix: f"{name}[{ix}] = {value(load_convert(t, 'q[j]'), ix)};")
     else:
-        x = load_convert(t, f"p{k}[{r.lane(ptr)}]")
-        r.loop(v.type.numel, f"{name}[i] = {value(x)};", ivdep=True)
+        n = v.type.numel
+
+        def gather() -> str:
+            return f"{name}[i] = {value(load_convert(t, f'p{k}[{r.lane(ptr)}]'), 'i')};"
+
+        r.body(f"for (int32_t i = 0; i < {n}; ++i)", gather)
 
 
 @rule(Op.STORE)
@@ -109,11 +140,59 @@ def _store(r: Emitter, op: Operation) -> None:
         guard = f"if ({r.name(mask)}) " if mask is not None else ""
         r.emit(f"{guard}p{k}[{r.lane(ptr)}] = {store_convert(t, r.name(val))};")
         return
-    contig = bool(op.attr("contig"))
-    lane = "@" if contig else "i"
-    guard = f"if ({r.lane(mask, lane)}) " if mask is not None else ""
-    x = store_convert(t, r.lane(val, lane))
-    if contig:
-        _rows(r, ptr, f"{guard}q[j] = {x};", f"{mem(t)} *q = p{k} + ")
+
+    def stmt(target: str, ix: str) -> str:
+        x = store_convert(t, r.lane(val, ix))
+        guard = f"if ({r.lane(mask, ix)}) " if mask is not None else ""
+        return f"{guard}{target} = {x};"
+
+    if op.attr("stream") and r.mode == "cpu":
+        _stream(r, op, stmt)
+    elif op.attr("contig"):
+        _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
     else:
-        r.loop(ptr.type.numel, f"{guard}p{k}[{r.lane(ptr)}] = {x};", ivdep=True)
+        n = ptr.type.numel
+        r.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: stmt(f"p{k}[{r.lane(ptr)}]", "i"))
+
+
+# Lanes per chunk of a streamed store: 256 bytes, four 64-byte lines.
+_CHUNK_BYTES = 256
+
+
+def _stream(r: Emitter, op: Operation, stmt) -> None:
+    """A one-row contiguous STORE with non-temporal stores (``passes.streaming``): lanes up to
+    the first 64-byte boundary, then chunks of 256 bytes computed into ``y_`` and streamed
+    when all their lanes are active (else stored lane by lane), then the tail."""
+    ptr, val, mask = (list(op.operands) + [None])[:3]
+    k, t = param_of(op), scalar_of(ptr.type)
+    size, n = t.itemsize, ptr.type.numel
+    width = _CHUNK_BYTES // size
+    r.open(f"{{ {mem(t)} *q = p{k} + {r.lane(ptr, Ix('0', '0', '0', n))};")
+    r.emit(f"const int32_t h_ = (int32_t)(((0u - (uintptr_t)q) & 63u) / {size}u);")
+    r.emit(f"const int32_t s_ = h_ < {n} ? h_ : {n};")
+    r.emit(f"const int32_t e_ = s_ + ({n} - s_) / {width} * {width};")
+
+    def lane(j: str) -> Ix:
+        return Ix(j, "0", j, n)
+
+    r.body("for (int32_t j = 0; j < s_; ++j)", lambda: stmt("q[j]", lane("j")))
+    r.open(f"for (int32_t c = s_; c < e_; c += {width}) {{")
+    r.emit(f"_Alignas(64) {mem(t)} y_[{width}];")
+    r.emit("int all_ = 1;")
+
+    def chunk() -> str:
+        ix = lane("c + w")
+        active = f"all_ &= {r.lane(mask, ix)}; " if mask is not None else ""
+        return f"{{ {active}y_[w] = {store_convert(t, r.lane(val, ix))}; }}"
+
+    r.body(f"for (int32_t w = 0; w < {width}; ++w)", chunk, "PYPTO_LANES")
+    r.emit("if (all_) pypto_stream256(q + c, y_);")
+    if mask is not None:
+        r.body(
+            f"else for (int32_t w = 0; w < {width}; ++w)",
+            lambda: f"if ({r.lane(mask, lane('c + w'))}) q[c + w] = y_[w];",
+            "",
+        )
+    r.close()
+    r.body(f"for (int32_t j = e_; j < {n}; ++j)", lambda: stmt("q[j]", lane("j")))
+    r.close()

@@ -15,12 +15,15 @@ from __future__ import annotations
 import re
 
 # Each IR op rounds its result: no contraction of a mul and a later add into an FMA
-# (gcc contracts across statements by default in gnu modes).
+# (gcc contracts across statements by default in gnu modes). No jump threading: it splits the
+# paths of a select whose arm is a constant (a masked load's `other`) inside a loop body into
+# control flow that if-conversion then cannot undo, and the loop stays scalar. No loops turned
+# into memset/memcpy calls: for the few KB of a block, the call costs more than the loop.
 HEADER = """\
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
+#pragma GCC optimize("fp-contract=off", "no-thread-jumps", "no-tree-loop-distribute-patterns")
 #endif
 #include "pypto_runtime.h"
 #include <math.h>
@@ -29,14 +32,19 @@ HEADER = """\
 """
 
 # Per-op loops carry no dependences between iterations (each writes one fresh array or
-# one memory access per lane); saying so spares gcc its runtime alias checks.
+# one memory access per lane); saying so spares gcc its runtime alias checks. PYPTO_LANES
+# marks the loop over the lanes of a reduction's partial results: it must stay a loop (one
+# vector) rather than be unrolled into scalars, so that the loop around it vectorizes.
 _IVDEP = """\
 #if defined(__clang__)
 #define PYPTO_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#define PYPTO_LANES _Pragma("clang loop vectorize(assume_safety) unroll(disable)")
 #elif defined(__GNUC__)
 #define PYPTO_IVDEP _Pragma("GCC ivdep")
+#define PYPTO_LANES _Pragma("GCC ivdep") _Pragma("GCC unroll 1")
 #else
 #define PYPTO_IVDEP
+#define PYPTO_LANES
 #endif
 """
 
@@ -124,6 +132,105 @@ static inline uint16_t pypto_f32_to_bf16(float f) {
         "{ return pypto_bf16_to_f32(pypto_f32_to_bf16(f)); }\n",
         ("pypto_bf16_to_f32", "pypto_f32_to_bf16"),
     ),
+    # Vector math: branch-free C without libm calls, so that the loops around them vectorize
+    # (inline, unlike libmvec, whose calls spill every vector register); f32, and f16/bf16
+    # through f32. Coefficients fitted to the functions in float64 (exhaustive tests: ulps).
+    "pypto_expf": (
+        """\
+/* exp(x) = 2^k exp(r): k = round(x / ln2), added to 1.5 * 2^23 so that it lands in the low
+   mantissa bits; r = x - k ln2 in two parts (Cody-Waite); exp(r) = 1 + r + r^2 Q(r), Q a
+   degree-4 minimax fit. 2^k is applied as two factors, so a subnormal result rounds once; x
+   out of range gets inf or 0 at the end. At most 1.01 ulp (checked over every float). */
+static inline float pypto_expf(float x) {
+  float kf = __builtin_fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
+  float k = kf - 0x1.8p23f;
+  int32_t ki = (int32_t)(pypto_f2u(kf) - 0x4b400000u);
+  float r = __builtin_fmaf(k, -0x1.62e4p-1f, x);
+  r = __builtin_fmaf(k, -0x1.7f7d1cp-20f, r);
+  float q = __builtin_fmaf(0x1.6a197ap-10f, r, 0x1.123f80p-7f);
+  q = __builtin_fmaf(q, r, 0x1.555916p-5f);
+  q = __builtin_fmaf(q, r, 0x1.55548ap-3f);
+  q = __builtin_fmaf(q, r, 0x1.fffffcp-2f);
+  float e = 1.0f + __builtin_fmaf(r * r, q, r);
+  int32_t k1 = ki >> 1, k2 = ki - k1;
+  e = e * pypto_u2f((uint32_t)(k1 + 127) << 23) * pypto_u2f((uint32_t)(k2 + 127) << 23);
+  e = x > 88.8f ? (float)INFINITY : e; /* a NaN x compares false: NaN stays */
+  return x < -104.0f ? 0.0f : e;
+}
+""",
+        ("pypto_f2u", "pypto_u2f"),
+    ),
+    "pypto_erff": (
+        """\
+/* erf(x) = x + x P(x^2) below 1.25 (P: degree 7); R(|x| - 2.585) up to 3.92 (R: degree 12,
+   minimax for erf itself, whose absolute error is what counts there); +-1 beyond. Both are
+   computed (a vector loop would anyway) and each lane picks one. At most 1.73 ulp (checked
+   over every float). */
+static inline float pypto_erff(float x) {
+  float a = __builtin_fabsf(x);
+  float u = x * x;
+  float p = __builtin_fmaf(-0x1.fc3b9cp-18f, u, 0x1.b3f51ep-14f);
+  p = __builtin_fmaf(p, u, -0x1.b53c44p-11f);
+  p = __builtin_fmaf(p, u, 0x1.5560dap-8f);
+  p = __builtin_fmaf(p, u, -0x1.b8140ep-6f);
+  p = __builtin_fmaf(p, u, 0x1.ce2de8p-4f);
+  p = __builtin_fmaf(p, u, -0x1.81274p-2f);
+  p = __builtin_fmaf(p, u, 0x1.06eba8p-3f);
+  float small = __builtin_fmaf(x, p, x);
+  float t = a - 2.585f;
+  float q = __builtin_fmaf(-0x1.1d8b8ep-17f, t, 0x1.743252p-17f);
+  q = __builtin_fmaf(q, t, 0x1.36848ep-14f);
+  q = __builtin_fmaf(q, t, -0x1.c551b8p-13f);
+  q = __builtin_fmaf(q, t, 0x1.a89176p-14f);
+  q = __builtin_fmaf(q, t, 0x1.6b0df2p-11f);
+  q = __builtin_fmaf(q, t, -0x1.3fc7f8p-9f);
+  q = __builtin_fmaf(q, t, 0x1.383b9p-8f);
+  q = __builtin_fmaf(q, t, -0x1.9da514p-8f);
+  q = __builtin_fmaf(q, t, 0x1.7e1a08p-8f);
+  q = __builtin_fmaf(q, t, -0x1.df1102p-9f);
+  q = __builtin_fmaf(q, t, 0x1.72942ep-10f);
+  q = __builtin_fmaf(q, t, 0x1.ffde64p-1f);
+  float big = __builtin_copysignf(a > 3.92f ? 1.0f : q, x); /* a NaN x compares false */
+  return a < 1.25f ? small : big;
+}
+
+""",
+        (),
+    ),
+    # Non-temporal stores of 256 bytes to a 64-byte aligned address (``passes.streaming``),
+    # and the fence that makes them visible before the program returns.
+    "pypto_stream256": (
+        """\
+static inline void pypto_stream256(void *dst, const void *src) {
+#if defined(__AVX512F__)
+  for (int k = 0; k < 4; ++k)
+    _mm512_stream_si512((void *)((char *)dst + 64 * k),
+                        _mm512_load_si512((const char *)src + 64 * k));
+#elif defined(__AVX__)
+  for (int k = 0; k < 8; ++k)
+    _mm256_stream_si256((__m256i *)((char *)dst + 32 * k),
+                        _mm256_load_si256((const __m256i *)((const char *)src + 32 * k)));
+#elif defined(__SSE2__)
+  for (int k = 0; k < 16; ++k)
+    _mm_stream_si128((__m128i *)((char *)dst + 16 * k),
+                     _mm_load_si128((const __m128i *)((const char *)src + 16 * k)));
+#else
+  memcpy(dst, src, 256);
+#endif
+}
+static inline void pypto_sfence(void) {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+""",
+        (),
+    ),
+    # 64-byte vectors (gcc's vector extension): the partial results of float reductions.
+    "pypto_v_f32": ("typedef float pypto_v_f32 __attribute__((vector_size(64)));\n", ()),
+    "pypto_vi_f32": ("typedef int32_t pypto_vi_f32 __attribute__((vector_size(64)));\n", ()),
+    "pypto_v_f64": ("typedef double pypto_v_f64 __attribute__((vector_size(64)));\n", ()),
+    "pypto_vi_f64": ("typedef int64_t pypto_vi_f64 __attribute__((vector_size(64)));\n", ()),
     # Sim mode: the extent [lo, lo + span) of a tensor from its shape and strides.
     "pypto_span": (
         """\
@@ -165,6 +272,11 @@ static int pypto_fail(const pypto_ctx *ctx, int32_t kind, int32_t line, int32_t 
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")
 
 
+def register_snippet(name: str, text: str, deps: tuple[str, ...] = ()) -> None:
+    """Add a helper that rule modules emit by name (``gemm.py``: the dot micro-kernels)."""
+    _SNIPPETS[name] = (text, deps)
+
+
 def prelude(body: str) -> str:
     """The header, macros and the helper snippets that ``body`` (kernel C text) uses."""
     order: list[str] = []
@@ -178,7 +290,10 @@ def prelude(body: str) -> str:
 
     for name in sorted(set(_NAME.findall(body)) & _SNIPPETS.keys()):
         need(name)
-    parts = [HEADER + ("#include <stdio.h>\n" if "printf(" in body else ""), _IVDEP]
+    header = HEADER + ("#include <stdio.h>\n" if "printf(" in body else "")
+    if "pypto_stream256" in body:
+        header += "#if defined(__SSE2__)\n#include <immintrin.h>\n#endif\n"
+    parts = [header, _IVDEP]
     if any(re.search(rf"\b{f}f?\(", body) for f in _MVEC_FUNCS):
         parts.append(_MVEC)
     parts += [_SNIPPETS[name][0] for name in order]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..ir.nodes import Operation, Value
 from ..ir.ops import BINARY, COMPARE, UNARY, Op
 from ..ir.types import BlockType, elem, is_ptr, scalar_of
+from ..passes.fusion import cheap
 from . import exprs
 from .ctype import literal
 from .emitter import Emitter, Lanes, c_type, rule
@@ -63,7 +64,7 @@ def _same_data(r: Emitter, op: Operation) -> None:
     src = op.operands[0]
     if not isinstance(op.result.type, BlockType):  # a pointer cast to its own type
         r.bind(op.result, r.name(src))
-    elif r.is_virtual(src) or not isinstance(src.type, BlockType):
+    elif r.is_virtual(src) or r.is_pending(src) or not isinstance(src.type, BlockType):
         r.bind_lanes(op.result, r.lanes_of(lambda s: s, (src,)))
     else:
         r.bind(op.result, r.name(src))
@@ -117,7 +118,7 @@ def _strided_copy(r: Emitter, dst: str, src: Value, dshape, sstrides) -> None:
     d_ix = " + ".join(f"{i} * {s}" for i, s in zip(idx, dst_strides, strict=True))
     s_ix = " + ".join(f"{i} * {s}" for i, (_, s) in zip(idx, dims, strict=True)) or "0"
     for k, (d, _) in enumerate(dims[:-1]):
-        r.open(f"for (int64_t i{k} = 0; i{k} < {d}; ++i{k}) {{")
+        r.open(f"for (int32_t i{k} = 0; i{k} < {d}; ++i{k}) {{")
     r.loop(dims[-1][0], f"{dst}[{d_ix}] = {r.lane(src, s_ix)};", var=idx[-1])
     for _ in dims[:-1]:
         r.close()
@@ -132,28 +133,15 @@ def _unary(r: Emitter, op: Operation) -> None:
     r.elementwise(op, lambda a: exprs.unary(op.op, t, a))
 
 
-# Index arithmetic and masks stay virtual (recomputed where read) rather than stored:
-# a masked load then compares in registers instead of reloading a byte mask.
-_CHEAP_INT = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.AND, Op.OR, Op.XOR})
-# One instruction each: a consumer (often a store) computes them in its own loop.
-_CHEAP_FLOAT = frozenset({Op.ADD, Op.SUB, Op.MUL})
-
-
 @rule(*(BINARY | COMPARE))
 def _binary(r: Emitter, op: Operation) -> None:
     st = scalar_of(op.operands[0].type)  # comparisons of pointers compare their offsets
-    cheap = (
-        op.op in COMPARE
-        or (op.op in _CHEAP_INT and st.is_int)
-        or (op.op in _CHEAP_FLOAT and st.name in ("f32", "f64"))
-    )
-    r.elementwise(op, lambda a, b: exprs.binary(op.op, st, a, b), cheap=cheap)
+    r.elementwise(op, lambda a, b: exprs.binary(op.op, st, a, b), cheap=cheap(op))
 
 
 @rule(Op.WHERE)
 def _where(r: Emitter, op: Operation) -> None:
-    t = op.result.type
-    r.elementwise(op, exprs.where, cheap=is_ptr(t) or scalar_of(t).is_int)
+    r.elementwise(op, exprs.where, cheap=cheap(op))
 
 
 @rule(Op.FMA)
@@ -165,7 +153,7 @@ def _fma(r: Emitter, op: Operation) -> None:
 @rule(Op.BITCAST)
 def _bitcast(r: Emitter, op: Operation) -> None:
     a, b = scalar_of(op.operands[0].type), scalar_of(op.result.type)
-    r.elementwise(op, lambda x: exprs.bitcast(a, b, x), cheap=a.is_int and b.is_int)
+    r.elementwise(op, lambda x: exprs.bitcast(a, b, x), cheap=cheap(op))
 
 
 @rule(Op.CAST)
@@ -176,4 +164,4 @@ def _cast(r: Emitter, op: Operation) -> None:
             raise NotImplementedError("no C rule for op 'cast' between pointer element types")
         return _same_data(r, op)
     a, b = scalar_of(src), scalar_of(dst)
-    r.elementwise(op, lambda x: exprs.cast(a, b, x), cheap=a.is_int and b.is_int)
+    r.elementwise(op, lambda x: exprs.cast(a, b, x), cheap=cheap(op))

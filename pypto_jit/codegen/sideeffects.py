@@ -28,7 +28,7 @@ def _each_lane(r: Emitter, v: Value, body: list[str], mask: Value | None) -> Non
     """Run ``body`` (C lines using lane index ``i``) for every active lane of ``v``."""
     block = isinstance(v.type, BlockType)
     if block:
-        r.open(f"for (int64_t i = 0; i < {v.type.numel}; ++i) {{")
+        r.open(f"for (int32_t i = 0; i < {v.type.numel}; ++i) {{")
     guard = f"if ({r.lane(mask)}) " if mask is not None else ""
     r.open(f"{guard}{{")
     for line in body:

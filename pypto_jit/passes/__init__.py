@@ -13,7 +13,9 @@ from ..ir.nodes import Module
 from .canonicalize import canonicalize
 from .cse import cse
 from .dce import dce
+from .fusion import fuse
 from .mask_simplify import mask_simplify
+from .streaming import stream_stores
 
 Pass = Callable[[Module], Module]
 
@@ -33,8 +35,10 @@ PIPELINE: list[tuple[str, Pass]] = [
     # Masks folded to constants leave ANDs, WHEREs and compares to clean up.
     ("canonicalize", canonicalize),
     ("dce", dce),
-    # Last: the analysis the renderer reads must describe the final IR.
+    # Last: the analyses the renderer reads must describe the final IR.
     ("address", annotate_addresses),
+    ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
+    ("streaming", stream_stores),  # reads fusion's ``fuse`` attrs
 ]
 
 
@@ -69,5 +73,5 @@ def run_pipeline(
 
 __all__ = [
     "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "cse", "dce",
-    "mask_simplify", "run_pipeline",
+    "fuse", "mask_simplify", "run_pipeline", "stream_stores",
 ]  # fmt: skip

@@ -209,7 +209,7 @@ def test_2d_tile_is_contiguous_along_the_last_axis():
     load, store = _memory_ops(m)
     assert load.attr("contig") is True and store.attr("contig") is True
     c = render_c(m, "cpu")
-    assert "for (int64_t rw = 0; rw < 4; ++rw) {" in c
+    assert "for (int32_t rw = 0; rw < 4; ++rw) {" in c
     assert re.search(r"const float \*q = p0 \+ \(.*rw \* 8.*\);", c)
     assert re.search(r"v\d+\[rw \* 8 \+ j\] = q\[j\];", c)
 
@@ -295,3 +295,102 @@ def test_loop_mixing_tensors_is_ambiguous():
     b.typed(Op.LOAD, r.result)
     with pytest.raises(CompilationError, match="k.py:20:5"):
         annotate_addresses(Module("mix", params, b.close_block()))
+
+
+# -- fused loops ----------------------------------------------------------------------------
+def _ir(text: str) -> Module:
+    from pypto_jit.ir.parser import parse_module
+
+    return parse_module(text)
+
+
+ROW = """kernel @row(
+  %x: ptr<f32> tensor(shape=[?], strides=[?]),
+  %out: ptr<f32> tensor(shape=[?], strides=[?]),
+  %n: i32 scalar
+) {
+  %a = arange {start=0, end=256} : block<i32,[256]>
+  %ns = splat %n : block<i32,[256]>
+  %m = lt %a, %ns
+  %xs = splat %x : block<ptr<f32>,[256]>
+  %xp = addptr %xs, %a
+  %v = load %xp, %m
+  %e = exp %v
+  %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
+  %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
+  %ss = splat %s : block<f32,[256]>
+  %d = div %e, %ss
+  %os = splat %out : block<ptr<f32>,[256]>
+  %op = addptr %os, %a
+  store %op, %d, %m
+  store %out, %mx
+}
+"""
+
+
+def _fused_c(text: str, mode: str = "cpu") -> str:
+    from pypto_jit.passes import fuse, stream_stores
+
+    m = stream_stores(fuse(annotate_addresses(_ir(text))))
+    verify(m)
+    return render_c(m, mode)
+
+
+def test_fused_values_are_locals_of_their_consumers_loop():
+    c = _fused_c(ROW)
+    # v is filled by the max reduction's loop (its first sink), e by the sum's, and the
+    # division is computed in the store's loop: three arrays of 256 lanes are not filled by
+    # loops of their own, one is not there at all.
+    assert len(re.findall(r"float v\d+\[256\];", c)) == 2
+    assert re.search(r"const float t\d+ = \(\(v\d+\[j\]\) / \(v\d+\)\);", c)
+    assert re.search(r"const float t\d+ = pypto_expf\(v\d+\[", c)
+    assert re.search(r"v\d+\[.*\] = t\d+;", c)  # a pending array filled in a body
+    assert "for (int32_t i = 0; i < 256; ++i) v" not in c  # no loop of their own
+
+
+def test_reductions_keep_partials_in_vector_registers():
+    c = _fused_c(ROW)
+    assert "typedef float pypto_v_f32 __attribute__((vector_size(64)));" in c
+    assert "PYPTO_LANES" in c and 'GCC unroll 1' in c
+    assert "p0_ = p0_ + y0_;" in c  # the sum: two vector accumulators
+    assert "? (float)INFINITY : v_;" in c  # max: a NaN counts as +inf, then a second pass
+    assert "nan_ |= y_ != y_;" in c
+
+
+def test_prelude_math_and_pragmas():
+    c = _fused_c(ROW)
+    assert "static inline float pypto_expf(float x)" in c and "expf(" not in c.split("pypto")[0]
+    assert '"no-thread-jumps"' in c and '"no-tree-loop-distribute-patterns"' in c
+    f64 = _fused_c(ROW.replace("f32", "f64"))
+    assert "pypto_expf" not in f64 and re.search(r"\bexp\(", f64)
+
+
+COPY = """kernel @copy(
+  %x: ptr<f32> tensor(shape=[4096], strides=[1]),
+  %out: ptr<f32> tensor(shape=[4096], strides=[1]),
+  %n: i32 scalar
+) {
+  %a = arange {start=0, end=1024} : block<i32,[1024]>
+  %ns = splat %n : block<i32,[1024]>
+  %m = lt %a, %ns
+  %xs = splat %x : block<ptr<f32>,[1024]>
+  %xp = addptr %xs, %a
+  %v = load %xp, %m
+  %w = add %v, %v
+  %os = splat %out : block<ptr<f32>,[1024]>
+  %op = addptr %os, %a
+  store %op, %w, %m
+}
+"""
+
+
+def test_streamed_store_text(monkeypatch):
+    from pypto_jit.passes import streaming
+
+    monkeypatch.setattr(streaming, "MIN_TENSOR_BYTES", 0)
+    c = _fused_c(COPY)
+    assert "if (all_) pypto_stream256(q + c, y_);" in c and "pypto_sfence();" in c
+    assert "#include <immintrin.h>" in c
+    assert "pypto_stream256" not in _fused_c(COPY, "sim")  # the checking backend stores plainly
+    monkeypatch.setattr(streaming, "MIN_TENSOR_BYTES", 1 << 20)
+    assert "pypto_stream256" not in _fused_c(COPY)  # 16 KiB: stays in cache

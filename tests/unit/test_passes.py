@@ -965,6 +965,7 @@ def test_pipeline_names_the_pass_that_broke_the_ir():
 def test_pipeline_default_list_is_the_documented_order():
     assert [name for name, _ in PIPELINE] == [
         "canonicalize", "cse", "dce", "mask_simplify", "canonicalize", "dce", "address",
+        "fusion", "streaming",
     ]  # fmt: skip
 
 
@@ -1053,3 +1054,187 @@ def test_random_programs_keep_their_meaning(chunk):
             assert (want == got).all(), f"seed {seed}, n={n}:\n{print_module(m)}"
         again = run_pipeline(opt, verify=verify, passes=_passes_available())
         assert print_module(again) == print_module(opt), f"seed {seed}: not a fixed point"
+
+
+# -- fusion: which values are computed in the loop of their consumer --------------------------
+def fused(body: str) -> dict[str, list[str | None]]:
+    """``fuse`` attrs after address analysis and fusion, by op name, in program order."""
+    from pypto_jit.passes import annotate_addresses, fuse
+
+    out = fuse(annotate_addresses(ir(body)))
+    verify(out)
+    attrs: dict[str, list[str | None]] = {}
+    for op in out.walk():
+        attrs.setdefault(str(op.op), []).append(op.attr("fuse"))
+    return attrs
+
+
+CHAIN = """
+    %a = arange {start=0, end=256} : block<i32,[256]>
+    %xs = splat %x : block<ptr<f32>,[256]>
+    %xp = addptr %xs, %a
+    %v = load %xp
+    %e = exp %v
+    %d = div %e, %e
+    %os = splat %out : block<ptr<f32>,[256]>
+    %op = addptr %os, %a
+    store %op, %d
+"""
+
+
+def test_fusion_inlines_single_sink_chains():
+    f = fused(CHAIN)
+    assert f["load"] == ["inline"] and f["exp"] == ["inline"] and f["div"] == ["inline"]
+    assert f["arange"] == [None] and f["addptr"] == [None, None]  # cheap: virtual anyway
+
+
+def test_fusion_fills_multi_sink_values_in_their_first_sink():
+    f = fused(
+        """
+        %a = arange {start=0, end=256} : block<i32,[256]>
+        %xs = splat %x : block<ptr<f32>,[256]>
+        %xp = addptr %xs, %a
+        %v = load %xp
+        %e = exp %v
+        %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
+        %ss = splat %s : block<f32,[256]>
+        %d = div %e, %ss
+        %os = splat %out : block<ptr<f32>,[256]>
+        %op = addptr %os, %a
+        store %op, %d
+        """
+    )
+    assert f["exp"] == ["first"]  # sinks: the reduce (fills the array), then the store
+    assert f["load"] == ["inline"]  # read only where exp is computed: in the reduce's loop
+    assert f["div"] == ["inline"]
+
+
+def test_fusion_keeps_loads_before_side_effects():
+    f = fused(
+        """
+        %a = arange {start=0, end=256} : block<i32,[256]>
+        %xs = splat %x : block<ptr<f32>,[256]>
+        %xp = addptr %xs, %a
+        %v = load %xp
+        %zero = const {value=0.0} : f32
+        %zeros = splat %zero : block<f32,[256]>
+        store %xp, %zeros
+        %w = exp %v
+        %os = splat %out : block<ptr<f32>,[256]>
+        %op = addptr %os, %a
+        store %op, %w
+        """
+    )
+    assert f["load"] == [None]  # its use is after a store to its tensor: read before that
+    assert f["exp"] == ["inline"]
+
+
+SHIFTED = """
+    %a = arange {start=0, end=256} : block<i32,[256]>
+    %xs = splat %x : block<ptr<f32>,[256]>
+    %xp = addptr %xs, %a
+    %v = load %xp
+    %one = const {value=1} : i32
+    %ones = splat %one : block<i32,[256]>
+    %b = add %a, %ones
+    %xq = addptr %xs, %b
+    store %xq, %v
+"""
+
+
+def test_fusion_does_not_fuse_a_load_into_a_store_to_other_lanes_of_its_tensor():
+    assert fused(SHIFTED)["load"] == [None]
+    in_place = SHIFTED.replace("store %xq, %v", "store %xp, %v")  # the same lanes: fine
+    assert fused(in_place)["load"] == ["inline"]
+
+
+def test_fusion_never_reaches_into_loops():
+    f = fused(
+        """
+        %a = arange {start=0, end=256} : block<i32,[256]>
+        %xs = splat %x : block<ptr<f32>,[256]>
+        %xp = addptr %xs, %a
+        %v = load %xp
+        %e = exp %v
+        %z = const {value=0} : i32
+        %one = const {value=1} : i32
+        %r = for %z, %n, %one, %e : block<f32,[256]> {
+        ^(%i: i32, %acc: block<f32,[256]>):
+          %t = log %acc
+          yield %t
+        }
+        %os = splat %out : block<ptr<f32>,[256]>
+        %op = addptr %os, %a
+        store %op, %r
+        """
+    )
+    assert f["exp"] == [None]  # the loop reads it (once per iteration): stored before
+    assert f["log"] == ["inline"]  # in the loop body, computed in the yield's copy
+    assert f["load"] == ["inline"]
+
+
+def test_cheap_ops():
+    from pypto_jit.passes.fusion import cheap
+
+    m = ir(
+        """
+        %a = arange {start=0, end=4} : block<i32,[4]>
+        %b = add %a, %a
+        %g = cast %a : block<f32,[4]>
+        %h = add %g, %g
+        %q = div %g, %g
+        %lt = lt %a, %a
+        %w = where %lt, %g, %g
+        %wi = where %lt, %a, %a
+        """
+    )
+    kinds = [(str(op.op), cheap(op)) for op in m.walk()]
+    assert kinds == [
+        ("arange", True), ("add", True), ("cast", False), ("add", True), ("div", False),
+        ("lt", True), ("where", False), ("where", True),
+    ]  # fmt: skip
+
+
+# -- streaming stores ---------------------------------------------------------------------------
+BIG = """kernel @k(
+  %x: ptr<f32> tensor(shape=[16777216], strides=[1]),
+  %out: ptr<f32> tensor(shape=[16777216], strides=[1])
+) {
+"""
+
+
+def streamed(body: str, head: str = BIG) -> bool:
+    from pypto_jit.ir.parser import parse_module
+    from pypto_jit.passes import annotate_addresses, fuse, stream_stores
+
+    m = parse_module(head + textwrap.dedent(body).strip() + "\n}\n")
+    m = stream_stores(fuse(annotate_addresses(m)))
+    verify(m)
+    (store,) = [op for op in m.walk() if op.op is Op.STORE]
+    return bool(store.attr("stream"))
+
+
+COPY = """
+    %a = arange {start=0, end=1024} : block<i32,[1024]>
+    %xs = splat %x : block<ptr<f32>,[1024]>
+    %xp = addptr %xs, %a
+    %v = load %xp
+    %w = add %v, %v
+    %os = splat %out : block<ptr<f32>,[1024]>
+    %op = addptr %os, %a
+    store %op, %w
+"""
+
+
+def test_streaming_large_cheap_outputs():
+    assert streamed(COPY)
+    small = HEAD.replace("[256]", "[1024]")
+    assert not streamed(COPY, small)  # 4 KiB: it stays in cache for whoever reads it
+    assert not streamed(COPY.replace("%w = add %v, %v", "%w = exp %v"))  # compute-bound
+    assert not streamed(COPY.replace("1024", "64"))  # rows shorter than a few lines
+    read_back = (
+        COPY.split("    %w = add")[0]
+        + "    %os = splat %out : block<ptr<f32>,[1024]>\n    %op = addptr %os, %a\n"
+        + "    %u = load %op\n    %w = add %v, %u\n    store %op, %w\n"
+    )
+    assert not streamed(read_back)  # the output is loaded too
