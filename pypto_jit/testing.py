@@ -54,6 +54,28 @@ def do_bench(
     return [float(np.quantile(times, q)) for q in quantiles]
 
 
+def bench_interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int = 5, settle: float = 0.05, per_turn: int = 3
+) -> dict[str, float]:
+    """Median milliseconds per call of each of ``fns``, measured in ``rounds`` rounds in
+    which they take turns, so that a noisy neighbour slows them all alike.
+
+    Each turn sleeps ``settle`` seconds (torch's and BLAS's worker threads spin for a
+    while after their last call and would steal the cores being measured), makes one
+    untimed call that wakes the thread pools, then times ``per_turn`` calls.
+    """
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            time.sleep(settle)
+            fn()
+            for _ in range(per_turn):
+                t0 = time.perf_counter()
+                fn()
+                times[key].append((time.perf_counter() - t0) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def _flush() -> None:
     global _flush_buffer
     if _flush_buffer is None:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
+from pypto_jit.testing import bench_interleaved as bench
 from pypto_jit.testing import print_table
 
 
@@ -114,23 +113,6 @@ def numpy_softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
-    """Median seconds per call of each of ``fns`` over ``rounds`` rounds in which they take
-    turns (a noisy neighbour slows them all alike); a turn waits ``settle`` (torch's and
-    BLAS's worker threads spin for a while after their last call, and on a small machine
-    they would steal the cores being measured), makes one untimed call and times three."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            time.sleep(settle)
-            fn()
-            for _ in range(3):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def check(backends=("cpu", "sim", "interpret")) -> None:
     torch.manual_seed(0)
     for backend in backends:
@@ -164,7 +146,7 @@ def benchmark(n_rows, col_sizes, rounds=5, out_dir=None) -> str:
             },
             rounds,
         )
-        gbps = [nbytes / t[k] / 1e9 for k in ("row", "persistent", "torch", "naive", "numpy")]
+        gbps = [nbytes / t[k] / 1e6 for k in ("row", "persistent", "torch", "naive", "numpy")]
         rows.append([n_cols, *gbps, t["torch"] / t["row"]])
     table = print_table(
         f"softmax fp32, {n_rows} rows (GB/s, medians of interleaved runs)",

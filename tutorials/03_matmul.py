@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
+from pypto_jit.testing import bench_interleaved as bench
 from pypto_jit.testing import print_table
 
 
@@ -144,24 +143,6 @@ def matmul(a, b, activation="", backend=None, config=None):
     return c
 
 
-def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
-    """Median seconds per call of each of ``fns``, over ``rounds`` rounds in which they take
-    turns, so that a noisy neighbour slows them all alike. A turn waits ``settle`` (torch's
-    and BLAS's worker threads spin for a while after their last call, and on a small
-    machine they would steal the cores being measured), makes one call that is not timed
-    (it wakes the thread pools) and times two."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            time.sleep(settle)
-            fn()
-            for _ in range(2):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def check(backends=("cpu", "sim", "interpret")) -> None:
     torch.manual_seed(0)
     for backend in backends:
@@ -195,7 +176,7 @@ def benchmark(sizes, configs=CONFIGS, rounds=5, out_dir=None) -> str:
         a, b = torch.randn(n, n), torch.randn(n, n)
         an, bn = a.numpy(), b.numpy()
         ah, bh = a.half(), b.half()
-        gflops = lambda t: 2 * n**3 / t / 1e9  # noqa: B023, E731
+        gflops = lambda t: 2 * n**3 / t / 1e6  # noqa: B023, E731 - t in ms
         fns = {_name(c): (lambda c=c: matmul(a, b, config=c)) for c in configs}  # noqa: B023
         fns["torch"] = lambda: torch.matmul(a, b)  # noqa: B023
         fns["numpy"] = lambda: np.matmul(an, bn)  # noqa: B023

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
+from pypto_jit.testing import bench_interleaved as bench
 from pypto_jit.testing import print_table
 
 
@@ -286,23 +285,6 @@ def _inputs(m, n, dtype=torch.float32):
     return x, weight, bias, dy
 
 
-def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
-    """Median seconds per call of each of ``fns`` over ``rounds`` rounds in which they take
-    turns (a noisy neighbour slows them all alike); a turn waits ``settle`` (torch's and
-    BLAS's worker threads spin for a while after their last call, and on a small machine
-    they would steal the cores being measured), makes one untimed call and times three."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            time.sleep(settle)
-            fn()
-            for _ in range(3):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def check(backends=("cpu", "sim", "interpret")) -> None:
     torch.manual_seed(0)
     eps = 1e-5
@@ -368,11 +350,11 @@ def benchmark(m, sizes, rounds=5, out_dir=None) -> str:
         rows.append(
             [
                 n,
-                nbytes / t["pypto"] / 1e9,
-                nbytes / t["torch"] / 1e9,
-                nbytes / t["numpy"] / 1e9,
-                t["pypto bwd"] * 1e3,
-                t["torch bwd"] * 1e3,
+                nbytes / t["pypto"] / 1e6,
+                nbytes / t["torch"] / 1e6,
+                nbytes / t["numpy"] / 1e6,
+                t["pypto bwd"],
+                t["torch bwd"],
                 t["torch"] / t["pypto"],
             ]
         )

@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
-import time
 
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
+from pypto_jit.testing import bench_interleaved as bench
 from pypto_jit.testing import print_table
 
 SQRT1_2 = pl.constexpr(1.0 / math.sqrt(2.0))
@@ -79,22 +78,6 @@ def check(backends=("cpu", "sim", "interpret")) -> None:
     print(f"fused bias + GELU matches torch gelu(x + b) on {', '.join(backends)}")
 
 
-def bench(fns: dict, rounds: int = 5, settle: float = 0.05) -> dict[str, float]:
-    """Median seconds per call of each of ``fns`` over ``rounds`` rounds in which they take
-    turns (a noisy neighbour slows them all alike); a turn waits ``settle`` so that torch's
-    spinning worker threads go idle, makes one untimed call and times three."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            time.sleep(settle)
-            fn()
-            for _ in range(3):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def benchmark(shapes, rounds=5, out_dir=None) -> str:
     rows = []
     for n_rows, n_cols in shapes:
@@ -108,7 +91,7 @@ def benchmark(shapes, rounds=5, out_dir=None) -> str:
             },
             rounds,
         )
-        gbps = {k: nbytes / v / 1e9 for k, v in t.items()}
+        gbps = {k: nbytes / v / 1e6 for k, v in t.items()}
         rows.append([f"{n_rows}x{n_cols}", gbps["pypto"], gbps["torch"], t["torch"] / t["pypto"]])
     table = print_table(
         "bias + GELU(erf) fp32 (GB/s of x in + out, medians of interleaved runs)",
