@@ -351,7 +351,7 @@ def test_fused_values_are_locals_of_their_consumers_loop():
 def test_reductions_keep_partials_in_vector_registers():
     c = _fused_c(ROW)
     assert "typedef float pypto_v_f32 __attribute__((vector_size(64)));" in c
-    assert "PYPTO_LANES" in c and 'GCC unroll 1' in c
+    assert "PYPTO_LANES" in c and "GCC unroll 1" in c
     assert "p0_ = p0_ + y0_;" in c  # the sum: two vector accumulators
     assert "? (float)INFINITY : v_;" in c  # max: a NaN counts as +inf, then a second pass
     assert "nan_ |= y_ != y_;" in c
