@@ -22,6 +22,12 @@ class dtype:
         self.ir = ir
 
     @property
+    def element_ty(self) -> dtype:
+        """Triton code writes ``ptr.dtype.element_ty``; a pypto tensor's ``.dtype`` is
+        already the element type, so this is the dtype itself."""
+        return self
+
+    @property
     def primitive_bitwidth(self) -> int:
         return self.ir.bits
 

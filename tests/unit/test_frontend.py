@@ -191,3 +191,15 @@ def test_kernel_without_source_is_a_clear_error():
     kernel = pypto.jit(namespace["no_source"])
     with pytest.raises(pypto.CompilationError, match="cannot read the source of kernel"):
         kernel[(1,)](torch.zeros(1), backend="interpret")
+
+
+@pypto.jit
+def element_ty_kernel(x_ptr, out_ptr):
+    o = pl.arange(0, 4)
+    pl.store(out_ptr + o, pl.load(x_ptr + o).to(out_ptr.dtype.element_ty))
+
+
+def test_dtype_element_ty_as_in_triton():
+    x, out = torch.tensor([1.5, 2.5, -3.5, 4.0]), torch.zeros(4, dtype=torch.int32)
+    element_ty_kernel[(1,)](x, out, backend="interpret")
+    assert out.tolist() == [1, 2, -3, 4]
