@@ -115,17 +115,17 @@ def _combine(kind: str, a: ScalarType, acc: str, x: str) -> str:
 def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
     """Reduce one row of ``n`` floats in the fixed interleaved-partials order: partial ``w``
     takes elements ``w, w + W, w + 2W, ...`` (``W``: two 64-byte vectors of the accumulator
-    type), then the partials combine as a tree.
+    type), then the partials combine as a tree, ``w`` with ``w + W/2``, and so on.
 
-    Each chunk of ``W`` lanes is computed by a loop into ``y`` that gcc vectorizes whatever
+    Each chunk of ``W`` lanes is computed by a loop into ``y_`` that gcc vectorizes whatever
     the lanes cost (fused exp, masked loads ...); two vector variables (gcc's vector
-    extension) carry the partials across chunks in registers, as two independent chains.
-    max/min keep that chain to a compare and a blend: a NaN counts as +inf (-inf for min),
-    and a result of +inf is checked by a second pass that makes it NaN if a lane is NaN."""
+    extension) carry the partials across chunks in registers, as two independent chains, and
+    the tree works on halves of them. max/min keep the chain to a compare and a blend: a NaN
+    counts as +inf (-inf for min), and a result of +inf is checked by a second pass that
+    makes it NaN if a lane is NaN."""
     a = _acc_type(t)
     vl = 64 // a.itemsize
     w = 2 * vl
-    vec, ivec = f"pypto_v_{a.name}", f"pypto_vi_{a.name}"
     part = r.declare(Value(BlockType(a, (w,))), "part")
     r.loop(w, f"{part}[w] = {_identity(kind, a)};", var="w")
     extreme = {"max": ">", "min": "<"}.get(kind)
@@ -136,36 +136,27 @@ def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
             return x("o", m, "0")
         return f"({{ const {reg(a)} v_ = {x('o', m, '0')}; v_ != v_ ? {far} : v_; }})"
 
-    def combine(acc: str, y: str) -> str:
-        if extreme is None:
-            return f"{acc} = {acc} {'+' if kind == 'sum' else '*'} {y};"
-        pick = f"({vec})((m_ & ({ivec}){acc}) | (~m_ & ({ivec}){y}))"
-        return f"{{ {ivec} m_ = {acc} {extreme} {y}; {acc} = {pick}; }}"
-
+    r.open("{")
+    vec = f"pypto_v_{a.name}"
+    r.emit(f"{vec} p0_, p1_;")
+    r.emit(f"memcpy(&p0_, {part}, 64); memcpy(&p1_, {part} + {vl}, 64);")
     chunks = n // w
-    if chunks:
-        r.open("{")
-        r.emit(f"{vec} p0_, p1_;")
-        r.emit(f"memcpy(&p0_, {part}, 64); memcpy(&p1_, {part} + {vl}, 64);")
-        r.open(f"for (int32_t c = 0; c < {chunks}; ++c) {{")
-        r.emit(f"_Alignas(64) {reg(a)} y_[{w}];")
-        r.body(f"for (int32_t w = 0; w < {w}; ++w)", lambda: f"y_[w] = {lane(f'c * {w} + w')};",
-               "PYPTO_LANES")  # fmt: skip
-        r.emit(f"{vec} y0_, y1_;")
-        r.emit(f"memcpy(&y0_, y_, 64); memcpy(&y1_, y_ + {vl}, 64);")
-        r.emit(f"{combine('p0_', 'y0_')} {combine('p1_', 'y1_')}")
-        r.close()
-        r.emit(f"memcpy({part}, &p0_, 64); memcpy({part} + {vl}, &p1_, 64);")
-        r.close()
+    r.open(f"for (int32_t c = 0; c < {chunks}; ++c) {{")
+    r.emit(f"_Alignas(64) {reg(a)} y_[{w}];")
+    r.body(f"for (int32_t w = 0; w < {w}; ++w)", lambda: f"y_[w] = {lane(f'c * {w} + w')};",
+           "PYPTO_LANES")  # fmt: skip
+    r.emit(f"{vec} y0_, y1_;")
+    r.emit(f"memcpy(&y0_, y_, 64); memcpy(&y1_, y_ + {vl}, 64);")
+    r.emit(f"{_vcombine(kind, a, 64, 'p0_', 'y0_')} {_vcombine(kind, a, 64, 'p1_', 'y1_')}")
+    r.close()
     if n % w:  # the tail folds into the first partials
         tail = f"{chunks * w} + w"
+        r.emit(f"memcpy({part}, &p0_, 64); memcpy({part} + {vl}, &p1_, 64);")
         step = lambda: _combine(kind, a, f"{part}[w]", lane(tail))  # noqa: E731
         r.body(f"for (int32_t w = 0; w < {n % w}; ++w)", step)
-    half = w // 2
-    while half:
-        pair = exprs.binary(_COMBINE[kind], a, f"{part}[w]", f"{part}[w + {half}]")
-        r.loop(half, f"{part}[w] = {pair};", var="w")
-        half //= 2
+        r.emit(f"memcpy(&p0_, {part}, 64); memcpy(&p1_, {part} + {vl}, 64);")
+    _tree(r, kind, a, part)
+    r.close()
     if extreme is not None:  # rare: +inf (or a NaN) was seen
         r.open(f"if ({part}[0] == {far}) {{")
         r.emit("int nan_ = 0;")
@@ -174,6 +165,35 @@ def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
         r.emit(f"if (nan_) {part}[0] = {literal(math.nan, a)};")
         r.close()
     r.emit(f"{out('o', '0')} = {exprs.rounded(f'{part}[0]', t)};")
+
+
+def _vcombine(kind: str, a: ScalarType, size: int, acc: str, y: str) -> str:
+    """``acc = acc op y`` on vectors of ``size`` bytes (max/min: no NaN is left in them)."""
+    suffix = f"{'' if size == 64 else size}_{a.name}"
+    if kind in ("sum", "prod"):
+        return f"{acc} = {acc} {'+' if kind == 'sum' else '*'} {y};"
+    vec, ivec = f"pypto_v{suffix}", f"pypto_vi{suffix}"
+    pick = f"({vec})((m_ & ({ivec}){acc}) | (~m_ & ({ivec}){y}))"
+    return f"{{ {ivec} m_ = {acc} {'>' if kind == 'max' else '<'} {y}; {acc} = {pick}; }}"
+
+
+def _tree(r: Emitter, kind: str, a: ScalarType, part: str) -> None:
+    """Combine the partials in ``p0_``/``p1_`` into ``part[0]``: lane ``w`` with ``w + half``
+    for halves of 64, 32, 16 ... bytes, on vector halves (no branches, no scalar chain)."""
+    r.emit(f"{_vcombine(kind, a, 64, 'p0_', 'p1_')}")
+    size, name = 64, "p0_"
+    while size // a.itemsize > 2:
+        half = size // 2
+        vec = f"pypto_v{half}_{a.name}"
+        lo, hi = f"l{half}_", f"h{half}_"
+        r.emit(f"{vec} {lo}, {hi};")
+        r.emit(f"memcpy(&{lo}, &{name}, {half}); memcpy(&{hi}, (char *)&{name} + {half}, {half});")
+        r.emit(_vcombine(kind, a, half, lo, hi))
+        size, name = half, lo
+    last = exprs.binary(_COMBINE[kind], a, f"{name}[0]", f"{name}[1]")
+    if kind in ("max", "min"):  # no NaN left: the plain select
+        last = f"({name}[0] {'>' if kind == 'max' else '<'} {name}[1] ? {name}[0] : {name}[1])"
+    r.emit(f"{part}[0] = {last};")
 
 
 def _arg_extreme(r: Emitter, t: ScalarType, kind: str, n: int, inner: int, x, out) -> None:

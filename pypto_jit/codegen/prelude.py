@@ -226,11 +226,6 @@ static inline void pypto_sfence(void) {
 """,
         (),
     ),
-    # 64-byte vectors (gcc's vector extension): the partial results of float reductions.
-    "pypto_v_f32": ("typedef float pypto_v_f32 __attribute__((vector_size(64)));\n", ()),
-    "pypto_vi_f32": ("typedef int32_t pypto_vi_f32 __attribute__((vector_size(64)));\n", ()),
-    "pypto_v_f64": ("typedef double pypto_v_f64 __attribute__((vector_size(64)));\n", ()),
-    "pypto_vi_f64": ("typedef int64_t pypto_vi_f64 __attribute__((vector_size(64)));\n", ()),
     # Sim mode: the extent [lo, lo + span) of a tensor from its shape and strides.
     "pypto_span": (
         """\
@@ -268,6 +263,19 @@ static int pypto_fail(const pypto_ctx *ctx, int32_t kind, int32_t line, int32_t 
         (),
     ),
 }
+
+# Vectors of gcc's vector extension, for the partial results of float reductions:
+# ``pypto_v_<t>`` (64 bytes) and its halves ``pypto_v<bytes>_<t>``, with ``pypto_vi...`` the
+# integer vectors their comparisons give.
+for _t, _c, _i in (("f32", "float", "int32_t"), ("f64", "double", "int64_t")):
+    for _bytes in (64, 32, 16, 8):
+        _size = "" if _bytes == 64 else str(_bytes)
+        for _kind, _elem in (("v", _c), ("vi", _i)):
+            _name = f"pypto_{_kind}{_size}_{_t}"
+            _SNIPPETS[_name] = (
+                f"typedef {_elem} {_name} __attribute__((vector_size({_bytes})));\n",
+                (),
+            )
 
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")
 
