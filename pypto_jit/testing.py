@@ -55,20 +55,28 @@ def do_bench(
 
 
 def bench_interleaved(
-    fns: dict[str, Callable[[], Any]], rounds: int = 5, settle: float = 0.05, per_turn: int = 3
+    fns: dict[str, Callable[[], Any]],
+    rounds: int = 5,
+    settle: float = 0.05,
+    per_turn: int = 3,
+    warm: float = 0.05,
 ) -> dict[str, float]:
     """Median milliseconds per call of each of ``fns``, measured in ``rounds`` rounds in
     which they take turns, so that a noisy neighbour slows them all alike.
 
     Each turn sleeps ``settle`` seconds (torch's and BLAS's worker threads spin for a
-    while after their last call and would steal the cores being measured), makes one
-    untimed call that wakes the thread pools, then times ``per_turn`` calls.
+    while after their last call and would steal the cores being measured), runs
+    untimed for ``warm`` seconds (woken pool threads need that long to move to their own
+    cores), then times ``per_turn`` calls.
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for key, fn in fns.items():
             time.sleep(settle)
+            end = time.perf_counter() + warm
             fn()
+            while time.perf_counter() < end:
+                fn()
             for _ in range(per_turn):
                 t0 = time.perf_counter()
                 fn()

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pypto_jit.testing import Benchmark, assert_close, do_bench, perf_report
+from pypto_jit.testing import Benchmark, assert_close, bench_interleaved, do_bench, perf_report
 
 
 def test_do_bench_reports_milliseconds():
@@ -49,3 +49,14 @@ def test_assert_close_catches_a_difference():
     assert_close(np.ones(3), np.ones(3))
     with pytest.raises(AssertionError):
         assert_close(np.ones(3), np.array([1.0, 1.0, 2.0]))
+
+
+def test_bench_interleaved_warms_before_timing():
+    calls = {"a": 0}
+
+    def fn():
+        calls["a"] += 1
+
+    result = bench_interleaved({"a": fn}, rounds=1, settle=0.0, per_turn=2, warm=0.01)
+    assert set(result) == {"a"} and result["a"] >= 0
+    assert calls["a"] > 3  # many untimed warm-up calls, then the two timed ones
