@@ -58,6 +58,14 @@ class _TorchTensorClass:
     """Holds ``torch.Tensor`` once torch has been imported (never imports it itself)."""
 
     cls: type | None = None
+    listeners: list = []  # called with the class when it becomes known (the C launch path)
+
+    @classmethod
+    def found(cls, t: type) -> None:
+        if cls.cls is None:
+            cls.cls = t
+            for listener in cls.listeners:
+                listener(t)
 
 
 def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
@@ -87,7 +95,7 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
         return "i1"
     if is_torch(a):
         if t.__module__ == "torch" and t.__name__ == "Tensor":
-            _TorchTensorClass.cls = t
+            _TorchTensorClass.found(t)
         if not a.is_cpu:
             raise ValueError(
                 f"argument '{name}' is a tensor on {a.device}; pypto-jit runs on "

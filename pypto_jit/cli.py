@@ -6,7 +6,7 @@ pypto-jit cache show KEY              an entry's metadata (a unique key prefix w
 pypto-jit cache stats                 entry count and total size
 pypto-jit cache clear                 remove every entry
 pypto-jit cache prune [--max-bytes N] evict least-recently-used entries to fit N bytes
-pypto-jit runtime build               build the C runtime shim now, print its path
+pypto-jit runtime build               build the C runtime shim and launch path now
 """
 
 from __future__ import annotations
@@ -174,9 +174,14 @@ def _env_max_bytes() -> int | None:
 def _runtime_build(args: argparse.Namespace) -> int:
     # Imported here: the shim needs cffi and a C compiler, which the cache
     # commands do not.
+    from pypto_jit.runtime import fastpath
     from pypto_jit.runtime.shim import runtime
 
     print(runtime().path)
+    try:
+        print(fastpath.build_extension())
+    except Exception as exc:  # launches still work, through Python
+        print(f"pypto-jit: the C launch path was not built ({exc}); launches use Python")
     return 0
 
 

@@ -71,6 +71,7 @@ class CompiledKernel(os.PathLike):
             if s.kind == "constexpr"
         }
         self._loaded = None
+        self._fast_entry = None  # what the C launch path needs (runtime/fastpath.py)
         if self.backend in _MODES:
             from .runtime.shim import runtime
 
@@ -81,6 +82,8 @@ class CompiledKernel(os.PathLike):
             self._fn = self._loaded.fn
             self._stack = self._loaded.stack_bytes
             self._mode = _MODES[self.backend]
+            address = int(rt.ffi.cast("uintptr_t", self._fn))
+            self._fast_entry = (address, self._mode, self._stack, self._raise_record)
 
     # -- path-like --------------------------------------------------------------
     def __fspath__(self) -> str:
@@ -178,6 +181,12 @@ class CompiledKernel(os.PathLike):
         if rc:
             raise self._error(self._rt.error_record(err))
         return None
+
+    def _raise_record(self, record: bytes) -> None:
+        """Raise the exception for a failed launch's ``pypto_error`` record (its bytes)."""
+        err = self._rt.new_error()
+        self._rt.ffi.memmove(err, record, len(record))
+        raise self._error(self._rt.error_record(err))
 
     def _interpret(self, grid, bound, iargs, fargs) -> None:
         from .interpreter import run

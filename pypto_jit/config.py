@@ -41,6 +41,11 @@ def default_backend() -> str:
     return backend
 
 
+def fast_launch() -> bool:
+    """``PYPTO_FAST_LAUNCH=0`` keeps launches on the Python path (the C one is the default)."""
+    return os.environ.get("PYPTO_FAST_LAUNCH", "1") not in ("", "0")
+
+
 def always_compile() -> bool:
     return os.environ.get("PYPTO_ALWAYS_COMPILE", "") not in ("", "0")
 

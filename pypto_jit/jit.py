@@ -69,6 +69,7 @@ class JITFunction:
         )
         self._kernels: dict[Any, CompiledKernel] = {}
         self._last: CompiledKernel | None = None
+        self._dispatch: Any = None  # grid -> launcher: the C fast path or _PythonDispatch
         self._compile_lock = threading.Lock()
         functools.update_wrapper(self, fn)
         self.__doc__ = self._doc()
@@ -84,7 +85,20 @@ class JITFunction:
         )
 
     def __getitem__(self, grid: Grid) -> Callable[..., Any]:
-        return functools.partial(self._launcher, grid=grid)
+        dispatch = self._dispatch
+        if dispatch is None:
+            dispatch = self._dispatch = self._make_dispatch()
+        return dispatch[grid]
+
+    def _make_dispatch(self) -> Any:
+        """The C launch path when it can serve this kernel, else the Python launcher."""
+        launcher = self._launcher
+        if launcher != self.run:
+            from .runtime import fastpath
+
+            if fastpath.enabled(len(self.arg_names)):
+                return fastpath.dispatcher(self, launcher)
+        return _PythonDispatch(launcher)
 
     @functools.cached_property
     def _launcher(self) -> Callable[..., Any]:
@@ -233,6 +247,16 @@ class JITFunction:
             elif isinstance(value, lang.constexpr):
                 h.update(f"{name}:constexpr:{value.value!r};".encode())
         return h.hexdigest()
+
+
+class _PythonDispatch:
+    """``dispatch[grid]`` -> the Python launcher with the grid bound."""
+
+    def __init__(self, launcher: Callable[..., Any]):
+        self.launcher = launcher
+
+    def __getitem__(self, grid: Grid) -> Callable[..., Any]:
+        return functools.partial(self.launcher, grid=grid)
 
 
 def _generate_launcher(k: JITFunction) -> Callable[..., Any]:

@@ -23,6 +23,7 @@ import shutil
 import stat
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,7 @@ def build_runtime() -> Path:
     lib = final / LIB_NAME
     if not lib.is_file():
         _build_locked(root, final, sources, cmd_flags)
-    _check_private(lib)
+    check_private(lib)
     return lib
 
 
@@ -232,22 +233,30 @@ def _build_key(src: Path, sources: list[Path], flags: list[str]) -> str:
 
 
 def _build_locked(root: Path, final: Path, sources: list[Path], flags: list[str]) -> None:
-    """Compile into a temp dir beside ``final`` and publish it with one rename.
+    def build(tmp: Path) -> None:
+        cmd = [*compiler.cc_command(), *flags, "-o", str(tmp / LIB_NAME)]
+        compiler.run_compiler([*cmd, *map(str, sources)])
+        _emit_ffi_module(tmp / f"{FFI_MODULE}.py")
+
+    publish(root, final, LIB_NAME, build)
+
+
+def publish(root: Path, final: Path, artifact: str, build: Callable[[Path], None]) -> None:
+    """Run ``build(tmp)`` in a temp dir beside ``final`` and publish it with one rename.
 
     The file lock keeps concurrent processes from compiling the same thing twice; the
-    rename keeps a reader from ever seeing a half-written library.
+    rename keeps a reader from ever seeing a half-written library. ``artifact`` is the file
+    whose presence means "already built".
     """
     import filelock  # imported here: a warm start never needs it
 
     root.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(root / f"{final.name}.lock")):
-        if (final / LIB_NAME).is_file():
+        if (final / artifact).is_file():
             return  # another process built it while we waited
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
         try:
-            cmd = [*compiler.cc_command(), *flags, "-o", str(tmp / LIB_NAME)]
-            compiler.run_compiler([*cmd, *map(str, sources)])
-            _emit_ffi_module(tmp / f"{FFI_MODULE}.py")
+            build(tmp)
             if final.exists():  # a half-published leftover; replace it
                 shutil.rmtree(final)
             os.rename(tmp, final)
@@ -256,7 +265,7 @@ def _build_locked(root: Path, final: Path, sources: list[Path], flags: list[str]
                 shutil.rmtree(tmp)
 
 
-def _check_private(path: Path) -> None:
+def check_private(path: Path) -> None:
     """Refuse to load a library that someone else owns or that anyone may rewrite."""
     for p in (path, path.parent):
         st = p.stat()

@@ -146,11 +146,36 @@ def test_bad_usage_exits_2(capsys):
 
 
 def test_runtime_build_calls_the_shim(capsys, monkeypatch):
-    # The real shim needs a C compiler; a stand-in checks the command's wiring.
+    # The real shim needs a C compiler; stand-ins check the command's wiring.
+    import pypto_jit.runtime as package
+
     fake = types.ModuleType("pypto_jit.runtime.shim")
     fake.runtime = lambda: types.SimpleNamespace(path="/somewhere/libpypto_runtime.so")
+    fast = types.ModuleType("pypto_jit.runtime.fastpath")
+    fast.build_extension = lambda: "/somewhere/_fastlaunch.so"
     monkeypatch.setitem(sys.modules, "pypto_jit.runtime.shim", fake)
-    assert run(capsys, "runtime", "build") == (0, "/somewhere/libpypto_runtime.so\n", "")
+    monkeypatch.setitem(sys.modules, "pypto_jit.runtime.fastpath", fast)
+    monkeypatch.setattr(package, "fastpath", fast, raising=False)
+    out = "/somewhere/libpypto_runtime.so\n/somewhere/_fastlaunch.so\n"
+    assert run(capsys, "runtime", "build") == (0, out, "")
+
+
+def test_runtime_build_without_the_launch_extension(capsys, monkeypatch):
+    import pypto_jit.runtime as package
+
+    fake = types.ModuleType("pypto_jit.runtime.shim")
+    fake.runtime = lambda: types.SimpleNamespace(path="/somewhere/libpypto_runtime.so")
+    fast = types.ModuleType("pypto_jit.runtime.fastpath")
+
+    def no_headers():
+        raise RuntimeError("Python.h not found")
+
+    fast.build_extension = no_headers
+    monkeypatch.setitem(sys.modules, "pypto_jit.runtime.shim", fake)
+    monkeypatch.setitem(sys.modules, "pypto_jit.runtime.fastpath", fast)
+    monkeypatch.setattr(package, "fastpath", fast, raising=False)
+    rc, out, _ = run(capsys, "runtime", "build")
+    assert rc == 0 and "Python.h not found" in out and "launches use Python" in out
 
 
 def test_python_dash_m(cache_dir):

@@ -1,0 +1,125 @@
+"""The C launch path: build and load ``runtime_c/pyext/fastlaunch.c``, make dispatchers.
+
+On a cache hit ``kernel[grid](*args)`` is argument binding, a key, one dict lookup and a call
+into the shim. In Python that is ~4 us (each torch tensor attribute read goes through the
+interpreter); the extension does the same steps in C, sharing the JITFunction's dict of
+compiled kernels and its key format, and hands everything unusual back to Python.
+
+The extension is built like the shim: once per source/compiler/Python version into the
+cache's ``runtime/`` directory. If it cannot be built (no Python headers, no compiler) or
+``PYPTO_FAST_LAUNCH=0``, launches use the Python path; both give the same results and errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+from typing import Any
+
+from pypto_jit import config
+from pypto_jit.runtime import compiler, shim
+
+_SOURCE = "pyext/fastlaunch.c"
+MAX_PARAMS = 64  # as fastlaunch.c; kernels with more launch through Python
+_FLAGS = ("-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden")
+_lock = threading.Lock()
+_module: Any = None
+_failed = False
+
+
+def module() -> Any:
+    """The loaded extension, or None when the fast path is off or could not be built."""
+    global _module, _failed
+    if _module is None and not _failed:
+        with _lock:
+            if _module is None and not _failed:
+                try:
+                    _module = _load(build_extension())
+                except Exception as exc:  # only slower: say why under PYPTO_DEBUG=launch
+                    _failed = True
+                    if "launch" in config.debug_flags():
+                        print(f"[pypto] C launch path unavailable: {exc}", file=sys.stderr)
+    return _module
+
+
+def enabled(num_params: int) -> bool:
+    return num_params <= MAX_PARAMS and config.fast_launch() and module() is not None
+
+
+def build_extension() -> Path:
+    """Path of the extension for the current sources, compiler and Python, built if needed."""
+    src = shim.runtime_source_dir()
+    source = src / _SOURCE
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").is_file():
+        raise RuntimeError(f"Python.h not found under {include}")
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    name = f"_fastlaunch{suffix}"
+    h = hashlib.sha256()
+    h.update(f"cc={compiler.cc_identity()}\0py={sys.version}\0{suffix}\0".encode())
+    h.update("\0".join(_FLAGS).encode())
+    for path in (source, src / "include" / "pypto_runtime.h"):
+        h.update(b"\0" + path.read_bytes())
+    root = config.cache_dir() / "runtime"
+    final = root / f"ext-{h.hexdigest()[:20]}"
+    if not (final / name).is_file():
+
+        def build(tmp: Path) -> None:
+            flags = [*_FLAGS, "-I", include, "-I", str(src / "include")]
+            cmd = [*compiler.cc_command(), *flags, "-o", str(tmp / name), str(source)]
+            compiler.run_compiler(cmd)
+
+        shim.publish(root, final, name, build)
+    shim.check_private(final / name)
+    return final / name
+
+
+def _load(path: Path) -> Any:
+    loader = importlib.machinery.ExtensionFileLoader("pypto_jit._fastlaunch", str(path))
+    spec = importlib.util.spec_from_file_location("pypto_jit._fastlaunch", path, loader=loader)
+    if spec is None:
+        raise ImportError(path)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    if mod.abi_version() != shim.ABI_VERSION:
+        raise RuntimeError(f"{path}: ABI {mod.abi_version()}, expected {shim.ABI_VERSION}")
+    from pypto_jit.arguments import _TorchTensorClass
+
+    _TorchTensorClass.listeners.append(mod.set_tensor_type)
+    if _TorchTensorClass.cls is not None:
+        mod.set_tensor_type(_TorchTensorClass.cls)
+    return mod
+
+
+def launch_address() -> int:
+    rt = shim.runtime()
+    return int(rt.ffi.cast("uintptr_t", rt.lib.pypto_launch))
+
+
+def dispatcher(k: Any, launcher: Any) -> Any:
+    """The C dispatcher of JITFunction ``k``; ``launcher`` is its Python launch path."""
+    from pypto_jit.compiled import check_grid
+
+    missing = object()
+    names = tuple(sys.intern(n) for n in k.arg_names)
+
+    def slow(grid: Any, *args: Any, **kwargs: Any) -> Any:
+        return launcher(*args, grid=grid, **kwargs)
+
+    return module().Dispatcher(
+        names,
+        tuple(k._constexpr_flags),
+        tuple(k.defaults.get(n, missing) for n in names),
+        missing,
+        k.backend,
+        k._kernels,
+        k._compile,
+        slow,
+        check_grid,
+        launch_address(),
+    )

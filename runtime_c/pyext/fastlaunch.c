@@ -1,0 +1,531 @@
+/* fastlaunch.c -- the cache-hit launch path of @pypto.jit kernels, as a CPython extension.
+ *
+ * `kernel[grid](*args, **kwargs)` on a hit does, in C, what the Python launcher in
+ * pypto_jit/jit.py does: bind the arguments to the kernel's parameters, build the same
+ * specialization key tuple (so both paths share one cache of compiled kernels), fill the ABI
+ * slots (pypto_runtime.h), and call the shim's pypto_launch with the GIL released.
+ *
+ * Anything unusual goes back to Python unchanged: an argument that is not a CPU torch tensor,
+ * an int, a float, a bool or None; a binding problem; an unknown backend; the interpret
+ * backend; a miss. The Python side (`slow`) then raises the proper error or compiles, so
+ * every error message has one author. This file only has to be right about the common case.
+ *
+ * Python objects (pypto_jit/runtime/fastpath.py builds them):
+ *   Dispatcher(names, constexpr_flags, defaults, missing, backend, kernels, compile, slow,
+ *              check_grid, launch_address)
+ *     kernels: the JITFunction's dict key -> CompiledKernel (shared with the Python path);
+ *       a kernel's `_fast_entry` is (program_address, mode, stack_bytes, raise_record) or None
+ *     compile(key, bound, backend) -> CompiledKernel, on a miss
+ *     slow(grid, *args, **kwargs)  -> the Python launch (errors, other backends)
+ *     check_grid(grid) -> (g0, g1, g2) or raises
+ *   dispatcher[grid] -> a launcher; calling it launches.
+ *   set_tensor_type(torch.Tensor) once torch is imported.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pypto_runtime.h"
+
+#define MAX_PARAMS 64
+#define MAX_ISLOTS 512
+#define MAX_FSLOTS 64
+
+typedef int (*launch_fn)(pypto_program_fn, const int64_t *, const double *, int64_t, int64_t,
+                         int64_t, int32_t, int32_t, int64_t, pypto_error *);
+
+static PyTypeObject *tensor_type; /* torch.Tensor, once known */
+static PyObject *str_data_ptr, *str_shape, *str_stride, *str_dtype, *str_is_cpu, *str_entry;
+static PyObject *str_cpu, *str_sim, *str_f32, *str_i1;
+static PyObject *int_keys[2][2][2]; /* [is_i64][value == 1][value % 16 == 0] */
+
+typedef struct {
+  PyObject_HEAD
+  Py_ssize_t nparams;
+  PyObject *names;    /* tuple of str */
+  char constexpr_[MAX_PARAMS];
+  PyObject *defaults; /* tuple: a default, or NULL-marker `missing` */
+  PyObject *missing;  /* the marker for "no default" */
+  PyObject *backend;  /* str or None */
+  PyObject *kernels;  /* key -> CompiledKernel */
+  PyObject *compile, *slow, *check_grid;
+  launch_fn launch;
+  PyObject *last;     /* the launcher of the last grid, reused when the grid repeats */
+} Dispatcher;
+
+typedef struct {
+  PyObject_HEAD
+  Dispatcher *d;
+  PyObject *grid;
+  vectorcallfunc vectorcall;
+} Launcher;
+
+static PyTypeObject LauncherType;
+
+/* ------------------------------------------------------------------------ key and slots -- */
+
+typedef struct {
+  int64_t i[MAX_ISLOTS];
+  double f[MAX_FSLOTS];
+  int ni, nf;
+} slots;
+
+static int push_int(slots *s, int64_t v) {
+  if (s->ni >= MAX_ISLOTS) return -1;
+  s->i[s->ni++] = v;
+  return 0;
+}
+
+/* Appends a tuple of ints to the slots; -1 on overflow or a non-int item. */
+static int push_ints(slots *s, PyObject *tuple) {
+  Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+  for (Py_ssize_t k = 0; k < n; k++) {
+    long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, k));
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (push_int(s, v)) return -1;
+  }
+  return 0;
+}
+
+/* The key of one CPU torch tensor, (dtype, shape, strides, aligned), and its slots.
+   Returns a new reference, NULL with an error set, or NULL without one ("not handled"). */
+static PyObject *tensor_key(PyObject *a, slots *s) {
+  PyObject *is_cpu = PyObject_GetAttr(a, str_is_cpu);
+  if (is_cpu == NULL) return NULL;
+  Py_DECREF(is_cpu);
+  if (is_cpu != Py_True) return NULL; /* Python raises the "move it with .cpu()" error */
+  PyObject *ptr_obj = PyObject_CallMethodNoArgs(a, str_data_ptr);
+  if (ptr_obj == NULL) return NULL;
+  long long ptr = PyLong_AsLongLong(ptr_obj);
+  Py_DECREF(ptr_obj);
+  if (ptr == -1 && PyErr_Occurred()) return NULL;
+  PyObject *shape = PyObject_GetAttr(a, str_shape);
+  PyObject *strides = shape ? PyObject_CallMethodNoArgs(a, str_stride) : NULL;
+  PyObject *dtype = strides ? PyObject_GetAttr(a, str_dtype) : NULL;
+  PyObject *key = NULL;
+  if (dtype != NULL && PyTuple_Check(shape) && PyTuple_Check(strides) &&
+      push_int(s, ptr) == 0 && push_ints(s, shape) == 0 && push_ints(s, strides) == 0) {
+    key = PyTuple_Pack(4, dtype, shape, strides, (ptr & 15) == 0 ? Py_True : Py_False);
+  }
+  Py_XDECREF(shape);
+  Py_XDECREF(strides);
+  Py_XDECREF(dtype);
+  return key;
+}
+
+/* Same contract as tensor_key, for any argument (mirrors arguments.arg_key's fast cases). */
+static PyObject *arg_key(PyObject *a, int is_constexpr, slots *s) {
+  if (is_constexpr || a == Py_None) return PyTuple_Pack(1, a);
+  PyTypeObject *t = Py_TYPE(a);
+  if (t == tensor_type) return tensor_key(a, s);
+  if (t == &PyLong_Type) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred()) || push_int(s, v)) return NULL;
+    int wide = v < INT32_MIN || v > INT32_MAX;
+    PyObject *key = int_keys[wide][!wide && v == 1][v % 16 == 0];
+    Py_INCREF(key);
+    return key;
+  }
+  if (t == &PyFloat_Type) {
+    if (s->nf >= MAX_FSLOTS) return NULL;
+    s->f[s->nf++] = PyFloat_AS_DOUBLE(a);
+    Py_INCREF(str_f32);
+    return str_f32;
+  }
+  if (t == &PyBool_Type) {
+    if (push_int(s, a == Py_True)) return NULL;
+    Py_INCREF(str_i1);
+    return str_i1;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ the launch ----- */
+
+/* Binds vectorcall arguments to parameters. Returns 1 on success, 0 if Python must handle
+   the call (a missing or unknown argument), with *num_threads and *backend filled in. */
+static int bind(Dispatcher *d, PyObject *const *args, size_t nargs, PyObject *kwnames,
+                PyObject **bound, PyObject **num_threads, PyObject **backend) {
+  Py_ssize_t np = d->nparams;
+  if ((Py_ssize_t)nargs > np) return 0;
+  for (Py_ssize_t i = 0; i < np; i++) bound[i] = i < (Py_ssize_t)nargs ? args[i] : NULL;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; k++) {
+    PyObject *name = PyTuple_GET_ITEM(kwnames, k), *value = args[nargs + k];
+    Py_ssize_t i = 0;
+    while (i < np && PyTuple_GET_ITEM(d->names, i) != name) i++;
+    if (i == np) /* not the same interned object: compare text */
+      for (i = 0; i < np && PyUnicode_Compare(PyTuple_GET_ITEM(d->names, i), name) != 0; i++) {
+      }
+    if (i < np) {
+      if (bound[i] != NULL) return 0; /* given twice */
+      bound[i] = value;
+    } else if (PyUnicode_CompareWithASCIIString(name, "num_threads") == 0) {
+      *num_threads = value;
+    } else if (PyUnicode_CompareWithASCIIString(name, "backend") == 0) {
+      *backend = value;
+    } else {
+      return 0;
+    }
+  }
+  for (Py_ssize_t i = 0; i < np; i++) {
+    if (bound[i] != NULL) continue;
+    PyObject *def = PyTuple_GET_ITEM(d->defaults, i);
+    if (def == d->missing) return 0;
+    bound[i] = def;
+  }
+  return 1;
+}
+
+/* The backend name if it is one this file launches ("cpu" or "sim"), else NULL. */
+static PyObject *fast_backend(Dispatcher *d, PyObject *requested) {
+  const char *name;
+  if (requested != NULL && requested != Py_None) {
+    if (!PyUnicode_Check(requested)) return NULL;
+    name = PyUnicode_AsUTF8(requested);
+    if (name == NULL) {
+      PyErr_Clear();
+      return NULL;
+    }
+  } else if (d->backend != Py_None) {
+    name = PyUnicode_AsUTF8(d->backend);
+  } else {
+    name = getenv("PYPTO_BACKEND"); /* os.environ writes go through putenv */
+    if (name == NULL) name = "cpu";
+  }
+  if (name == NULL) return NULL;
+  if (strcmp(name, "cpu") == 0) return str_cpu;
+  if (strcmp(name, "sim") == 0) return str_sim;
+  return NULL;
+}
+
+/* grid -> three non-negative ints; a callable grid is called with {name: argument}. */
+static int grid_dims(Dispatcher *d, PyObject *grid, PyObject **bound, int64_t g[3]) {
+  PyObject *owned = NULL;
+  if (!PyTuple_CheckExact(grid) && PyCallable_Check(grid)) {
+    PyObject *meta = PyDict_New();
+    if (meta == NULL) return -1;
+    for (Py_ssize_t i = 0; i < d->nparams; i++)
+      if (PyDict_SetItem(meta, PyTuple_GET_ITEM(d->names, i), bound[i]) < 0) {
+        Py_DECREF(meta);
+        return -1;
+      }
+    grid = owned = PyObject_CallOneArg(grid, meta);
+    Py_DECREF(meta);
+    if (grid == NULL) return -1;
+  }
+  Py_ssize_t n = PyTuple_CheckExact(grid) ? PyTuple_GET_SIZE(grid) : 0;
+  int ok = n >= 1 && n <= 3;
+  g[0] = g[1] = g[2] = 1;
+  for (Py_ssize_t k = 0; ok && k < n; k++) {
+    PyObject *v = PyTuple_GET_ITEM(grid, k);
+    int overflow = 0;
+    g[k] = PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &overflow) : -1;
+    ok = !overflow && g[k] >= 0;
+  }
+  if (!ok) { /* let Python normalize it (numpy ints, lists) or raise its error */
+    PyErr_Clear();
+    PyObject *r = PyObject_CallOneArg(d->check_grid, grid);
+    ok = r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 3;
+    for (int k = 0; ok && k < 3; k++) g[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(r, k));
+    Py_XDECREF(r);
+    if (!ok && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad grid");
+  }
+  Py_XDECREF(owned);
+  return ok && !PyErr_Occurred() ? 0 : -1;
+}
+
+/* The Python launch: slow(grid, *args, **kwargs). */
+static PyObject *call_slow(Launcher *self, PyObject *const *args, size_t nargs,
+                           PyObject *kwnames) {
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject *small[MAX_PARAMS + 8];
+  PyObject **all = small;
+  size_t total = nargs + nkw + 1;
+  if (total > sizeof small / sizeof small[0]) {
+    all = PyMem_Malloc(total * sizeof(PyObject *));
+    if (all == NULL) return PyErr_NoMemory();
+  }
+  all[0] = self->grid;
+  memcpy(all + 1, args, (nargs + nkw) * sizeof(PyObject *));
+  PyObject *r = PyObject_Vectorcall(self->d->slow, all, nargs + 1, kwnames);
+  if (all != small) PyMem_Free(all);
+  return r;
+}
+
+/* A miss: compile(key, bound, backend), which also files the kernel under key. */
+static PyObject *compile_miss(Dispatcher *d, PyObject *key, PyObject **bound, PyObject *backend) {
+  PyObject *bt = PyTuple_New(d->nparams);
+  if (bt == NULL) return NULL;
+  for (Py_ssize_t i = 0; i < d->nparams; i++) {
+    Py_INCREF(bound[i]);
+    PyTuple_SET_ITEM(bt, i, bound[i]);
+  }
+  PyObject *kernel = PyObject_CallFunctionObjArgs(d->compile, key, bt, backend, NULL);
+  Py_DECREF(bt);
+  return kernel;
+}
+
+static PyObject *launcher_call(PyObject *obj, PyObject *const *args, size_t nargsf,
+                               PyObject *kwnames) {
+  Launcher *self = (Launcher *)obj;
+  Dispatcher *d = self->d;
+  size_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject *bound[MAX_PARAMS];
+  PyObject *num_threads = NULL, *requested = NULL;
+  if (!bind(d, args, nargs, kwnames, bound, &num_threads, &requested))
+    return call_slow(self, args, nargs, kwnames);
+  PyObject *backend = fast_backend(d, requested);
+  int32_t nthreads = 0;
+  if (num_threads != NULL && num_threads != Py_None) {
+    nthreads = PyLong_CheckExact(num_threads) ? (int32_t)PyLong_AsLong(num_threads) : -1;
+    if (nthreads < 0 || PyErr_Occurred()) backend = NULL; /* Python says what is wrong */
+    PyErr_Clear();
+  }
+  if (backend == NULL) return call_slow(self, args, nargs, kwnames);
+
+  slots s;
+  s.ni = s.nf = 0;
+  PyObject *key = PyTuple_New(d->nparams + 1);
+  if (key == NULL) return NULL;
+  Py_INCREF(backend);
+  PyTuple_SET_ITEM(key, 0, backend);
+  for (Py_ssize_t i = 0; i < d->nparams; i++) {
+    PyObject *k = arg_key(bound[i], d->constexpr_[i], &s);
+    if (k == NULL) {
+      Py_DECREF(key);
+      if (PyErr_Occurred()) return NULL;
+      return call_slow(self, args, nargs, kwnames);
+    }
+    PyTuple_SET_ITEM(key, i + 1, k);
+  }
+  PyObject *kernel = PyDict_GetItemWithError(d->kernels, key); /* borrowed */
+  if (kernel != NULL) {
+    Py_INCREF(kernel);
+  } else if (!PyErr_Occurred()) {
+    kernel = compile_miss(d, key, bound, backend);
+  }
+  Py_DECREF(key);
+  if (kernel == NULL) return NULL;
+  PyObject *entry = PyObject_GetAttr(kernel, str_entry);
+  Py_DECREF(kernel);
+  if (entry == NULL) return NULL;
+  if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) {
+    Py_DECREF(entry);
+    return call_slow(self, args, nargs, kwnames);
+  }
+
+  int64_t g[3];
+  if (grid_dims(d, self->grid, bound, g) < 0) {
+    Py_DECREF(entry);
+    return NULL;
+  }
+  pypto_program_fn fn = (pypto_program_fn)PyLong_AsVoidPtr(PyTuple_GET_ITEM(entry, 0));
+  int32_t mode = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+  int64_t stack = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 2));
+  pypto_error err;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = d->launch(fn, s.i, s.f, g[0], g[1], g[2], nthreads, mode, stack, &err);
+  Py_END_ALLOW_THREADS
+  PyObject *result = Py_None;
+  Py_INCREF(result);
+  if (rc != 0) { /* the kernel object turns the record into its exception */
+    Py_DECREF(result);
+    PyObject *record = PyBytes_FromStringAndSize((const char *)&err, sizeof err);
+    result = record ? PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), record) : NULL;
+    Py_XDECREF(record);
+  }
+  Py_DECREF(entry); /* held across the launch: it keeps the kernel object loaded */
+  return result;
+}
+
+/* ------------------------------------------------------------------------ the types ------ */
+
+static int dispatcher_init(Dispatcher *self, PyObject *args, PyObject *kw) {
+  PyObject *names, *flags, *defaults, *missing, *backend, *kernels, *compile, *slow, *check;
+  unsigned long long launch;
+  if (!PyArg_ParseTuple(args, "O!O!O!OOO!OOOK", &PyTuple_Type, &names, &PyTuple_Type, &flags,
+                        &PyTuple_Type, &defaults, &missing, &backend, &PyDict_Type, &kernels,
+                        &compile, &slow, &check, &launch))
+    return -1;
+  Py_ssize_t n = PyTuple_GET_SIZE(names);
+  if (n > MAX_PARAMS || PyTuple_GET_SIZE(flags) != n || PyTuple_GET_SIZE(defaults) != n) {
+    PyErr_SetString(PyExc_ValueError, "Dispatcher: names, flags and defaults must match");
+    return -1;
+  }
+  self->nparams = n;
+  for (Py_ssize_t i = 0; i < n; i++) {
+    int truth = PyObject_IsTrue(PyTuple_GET_ITEM(flags, i));
+    if (truth < 0) return -1;
+    self->constexpr_[i] = (char)truth;
+  }
+  PyObject **fields[] = {&self->names,   &self->defaults, &self->missing,
+                         &self->backend, &self->kernels,  &self->compile,
+                         &self->slow,    &self->check_grid};
+  PyObject *values[] = {names, defaults, missing, backend, kernels, compile, slow, check};
+  for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+    Py_INCREF(values[k]);
+    Py_XSETREF(*fields[k], values[k]);
+  }
+  self->launch = (launch_fn)(uintptr_t)launch;
+  return 0;
+}
+
+static int dispatcher_traverse(Dispatcher *self, visitproc visit, void *arg) {
+  Py_VISIT(self->names);
+  Py_VISIT(self->defaults);
+  Py_VISIT(self->missing);
+  Py_VISIT(self->backend);
+  Py_VISIT(self->kernels);
+  Py_VISIT(self->compile);
+  Py_VISIT(self->slow);
+  Py_VISIT(self->check_grid);
+  Py_VISIT(self->last);
+  return 0;
+}
+
+static int dispatcher_clear(Dispatcher *self) {
+  Py_CLEAR(self->names);
+  Py_CLEAR(self->defaults);
+  Py_CLEAR(self->missing);
+  Py_CLEAR(self->backend);
+  Py_CLEAR(self->kernels);
+  Py_CLEAR(self->compile);
+  Py_CLEAR(self->slow);
+  Py_CLEAR(self->check_grid);
+  Py_CLEAR(self->last);
+  return 0;
+}
+
+static void dispatcher_dealloc(Dispatcher *self) {
+  PyObject_GC_UnTrack(self);
+  dispatcher_clear(self);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *dispatcher_subscript(Dispatcher *self, PyObject *grid) {
+  Launcher *last = (Launcher *)self->last;
+  if (last != NULL && last->grid == grid) {
+    Py_INCREF(last);
+    return (PyObject *)last;
+  }
+  Launcher *l = PyObject_GC_New(Launcher, &LauncherType);
+  if (l == NULL) return NULL;
+  Py_INCREF(self);
+  Py_INCREF(grid);
+  l->d = self;
+  l->grid = grid;
+  l->vectorcall = launcher_call;
+  PyObject_GC_Track(l);
+  Py_INCREF(l);
+  Py_XSETREF(self->last, (PyObject *)l);
+  return (PyObject *)l;
+}
+
+static PyMappingMethods dispatcher_mapping = {.mp_subscript = (binaryfunc)dispatcher_subscript};
+
+static PyTypeObject DispatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pypto_jit._fastlaunch.Dispatcher",
+    .tp_basicsize = sizeof(Dispatcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)dispatcher_init,
+    .tp_traverse = (traverseproc)dispatcher_traverse,
+    .tp_clear = (inquiry)dispatcher_clear,
+    .tp_dealloc = (destructor)dispatcher_dealloc,
+    .tp_as_mapping = &dispatcher_mapping,
+    .tp_doc = "The C launch path of one @pypto.jit kernel; dispatcher[grid](*args) launches.",
+};
+
+static int launcher_traverse(Launcher *self, visitproc visit, void *arg) {
+  Py_VISIT(self->d);
+  Py_VISIT(self->grid);
+  return 0;
+}
+
+static int launcher_clear(Launcher *self) {
+  Py_CLEAR(self->d);
+  Py_CLEAR(self->grid);
+  return 0;
+}
+
+static void launcher_dealloc(Launcher *self) {
+  PyObject_GC_UnTrack(self);
+  launcher_clear(self);
+  PyObject_GC_Del(self);
+}
+
+static PyTypeObject LauncherType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pypto_jit._fastlaunch.Launcher",
+    .tp_basicsize = sizeof(Launcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Launcher, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)launcher_traverse,
+    .tp_clear = (inquiry)launcher_clear,
+    .tp_dealloc = (destructor)launcher_dealloc,
+    .tp_doc = "kernel[grid]: call it with the kernel's arguments to launch.",
+};
+
+/* ------------------------------------------------------------------------ the module ----- */
+
+static PyObject *set_tensor_type(PyObject *mod, PyObject *t) {
+  if (!PyType_Check(t)) {
+    PyErr_SetString(PyExc_TypeError, "set_tensor_type expects a type");
+    return NULL;
+  }
+  Py_INCREF(t);
+  Py_XSETREF(tensor_type, (PyTypeObject *)t);
+  Py_RETURN_NONE;
+}
+
+static PyObject *abi_version(PyObject *mod, PyObject *unused) {
+  return PyLong_FromLong(PYPTO_ABI_VERSION);
+}
+
+static PyMethodDef module_methods[] = {
+    {"set_tensor_type", set_tensor_type, METH_O, "Tell the fast path what torch.Tensor is."},
+    {"abi_version", abi_version, METH_NOARGS, "The runtime ABI this extension was built for."},
+    {NULL}};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_fastlaunch", NULL, -1,
+                                        module_methods};
+
+static int intern_all(void) {
+  struct {
+    PyObject **slot;
+    const char *text;
+  } strings[] = {{&str_data_ptr, "data_ptr"}, {&str_shape, "shape"}, {&str_stride, "stride"},
+                 {&str_dtype, "dtype"},       {&str_is_cpu, "is_cpu"}, {&str_cpu, "cpu"},
+                 {&str_sim, "sim"},           {&str_f32, "f32"},     {&str_i1, "i1"},
+                 {&str_entry, "_fast_entry"}};
+  for (size_t k = 0; k < sizeof strings / sizeof strings[0]; k++)
+    if ((*strings[k].slot = PyUnicode_InternFromString(strings[k].text)) == NULL) return -1;
+  for (int wide = 0; wide < 2; wide++)
+    for (int one = 0; one < 2; one++)
+      for (int m16 = 0; m16 < 2; m16++) {
+        PyObject *key = Py_BuildValue("(sOO)", wide ? "i64" : "i32", one ? Py_True : Py_False,
+                                      m16 ? Py_True : Py_False);
+        if (key == NULL) return -1;
+        int_keys[wide][one][m16] = key;
+      }
+  return 0;
+}
+
+PyMODINIT_FUNC PyInit__fastlaunch(void) {
+  if (PyType_Ready(&DispatcherType) < 0 || PyType_Ready(&LauncherType) < 0) return NULL;
+  if (intern_all() < 0) return NULL;
+  PyObject *m = PyModule_Create(&module_def);
+  if (m == NULL) return NULL;
+  Py_INCREF(&DispatcherType);
+  if (PyModule_AddObject(m, "Dispatcher", (PyObject *)&DispatcherType) < 0) {
+    Py_DECREF(&DispatcherType);
+    Py_DECREF(m);
+    return NULL;
+  }
+  return m;
+}
