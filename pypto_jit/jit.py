@@ -67,7 +67,7 @@ class JITFunction:
         self.no_specialize = frozenset(
             self.arg_names.index(d) if isinstance(d, str) else d for d in do_not_specialize
         )
-        self._kernels: dict[Any, CompiledKernel] = {}
+        self._kernels = KernelTable()
         self._last: CompiledKernel | None = None
         self._dispatch: Any = None  # grid -> launcher: the C fast path or _PythonDispatch
         self._compile_lock = threading.Lock()
@@ -247,6 +247,50 @@ class JITFunction:
             elif isinstance(value, lang.constexpr):
                 h.update(f"{name}:constexpr:{value.value!r};".encode())
         return h.hexdigest()
+
+
+class KernelTable(dict):
+    """key -> CompiledKernel. Every change is reported to ``on_change`` listeners: the C
+    launch path remembers which signature launches which kernel and must forget it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_change: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
+
+    def __setitem__(self, key: Any, value: CompiledKernel) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self) -> tuple[Any, CompiledKernel]:
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
 
 
 class _PythonDispatch:

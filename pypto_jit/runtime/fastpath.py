@@ -24,7 +24,7 @@ from typing import Any
 from pypto_jit import config
 from pypto_jit.runtime import compiler, shim
 
-_SOURCE = "pyext/fastlaunch.c"
+_SOURCE = "pyext/fastlaunch.c"  # includes the other files of pyext/
 MAX_PARAMS = 64  # as fastlaunch.c; kernels with more launch through Python
 _FLAGS = ("-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden")
 _lock = threading.Lock()
@@ -63,7 +63,7 @@ def build_extension() -> Path:
     h = hashlib.sha256()
     h.update(f"cc={compiler.cc_identity()}\0py={sys.version}\0{suffix}\0".encode())
     h.update("\0".join(_FLAGS).encode())
-    for path in (source, src / "include" / "pypto_runtime.h"):
+    for path in [*sorted((src / "pyext").iterdir()), src / "include" / "pypto_runtime.h"]:
         h.update(b"\0" + path.read_bytes())
     root = config.cache_dir() / "runtime"
     final = root / f"ext-{h.hexdigest()[:20]}"
@@ -111,7 +111,7 @@ def dispatcher(k: Any, launcher: Any) -> Any:
     def slow(grid: Any, *args: Any, **kwargs: Any) -> Any:
         return launcher(*args, grid=grid, **kwargs)
 
-    return module().Dispatcher(
+    d = module().Dispatcher(
         names,
         tuple(k._constexpr_flags),
         tuple(k.defaults.get(n, missing) for n in names),
@@ -123,3 +123,5 @@ def dispatcher(k: Any, launcher: Any) -> Any:
         check_grid,
         launch_address(),
     )
+    k._kernels.on_change.append(d.forget)  # its signature table must follow the dict
+    return d

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "pypto_runtime.h"
+#include "sigtable.h"
 
 #define MAX_PARAMS 64
 #define MAX_ISLOTS 512
@@ -53,6 +54,7 @@ typedef struct {
   PyObject *compile, *slow, *check_grid;
   launch_fn launch;
   PyObject *last;     /* the launcher of the last grid, reused when the grid repeats */
+  sig_table table;    /* signature -> entry, for the signatures launched before */
 } Dispatcher;
 
 typedef struct {
@@ -141,6 +143,81 @@ static PyObject *arg_key(PyObject *a, int is_constexpr, slots *s) {
     return str_i1;
   }
   return NULL;
+}
+
+enum { TAG_NONE = 1, TAG_TENSOR, TAG_INT, TAG_FLOAT, TAG_BOOL, TAG_CINT, TAG_CBOOL, TAG_COBJ };
+
+/* Appends a tuple of ints to both the slots and the signature. */
+static int push_dims(slots *s, signature *sig, PyObject *tuple) {
+  Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+  if (sig_push(sig, n)) return -1;
+  for (Py_ssize_t k = 0; k < n; k++) {
+    long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, k));
+    if ((v == -1 && PyErr_Occurred()) || push_int(s, v) || sig_push(sig, v)) return -1;
+  }
+  return 0;
+}
+
+/* The hot path's reading of one CPU torch tensor: slots and signature words. */
+static int tensor_sig(PyObject *a, slots *s, signature *sig) {
+  PyObject *is_cpu = PyObject_GetAttr(a, str_is_cpu);
+  if (is_cpu == NULL) return -1;
+  Py_DECREF(is_cpu);
+  if (is_cpu != Py_True) return 0; /* Python raises the "move it with .cpu()" error */
+  PyObject *ptr_obj = PyObject_CallMethodNoArgs(a, str_data_ptr);
+  if (ptr_obj == NULL) return -1;
+  long long ptr = PyLong_AsLongLong(ptr_obj);
+  Py_DECREF(ptr_obj);
+  if (ptr == -1 && PyErr_Occurred()) return -1;
+  PyObject *shape = PyObject_GetAttr(a, str_shape);
+  PyObject *strides = shape ? PyObject_CallMethodNoArgs(a, str_stride) : NULL;
+  PyObject *dtype = strides ? PyObject_GetAttr(a, str_dtype) : NULL;
+  int ok = dtype != NULL && PyTuple_Check(shape) && PyTuple_Check(strides) &&
+           push_int(s, ptr) == 0 && sig_push(sig, TAG_TENSOR) == 0 &&
+           sig_push(sig, (int64_t)(uintptr_t)dtype) == 0 && /* torch dtypes are singletons */
+           push_dims(s, sig, shape) == 0 && push_dims(s, sig, strides) == 0 &&
+           sig_push(sig, (ptr & 15) == 0) == 0;
+  Py_XDECREF(shape);
+  Py_XDECREF(strides);
+  Py_XDECREF(dtype);
+  return ok ? 1 : PyErr_Occurred() ? -1 : 0;
+}
+
+/* One argument's slots and signature words: 1 done, 0 "Python must do it", -1 error. */
+static int arg_sig(PyObject *a, int is_constexpr, slots *s, signature *sig) {
+  PyTypeObject *t = Py_TYPE(a);
+  if (is_constexpr) {
+    int overflow = 0;
+    if (t == &PyLong_Type) {
+      long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+      if (!overflow) return sig_push(sig, TAG_CINT) || sig_push(sig, v) ? 0 : 1;
+      PyErr_Clear();
+    }
+    if (t == &PyBool_Type) return sig_push(sig, TAG_CBOOL) || sig_push(sig, a == Py_True) ? 0 : 1;
+    if (a == Py_None) return sig_push(sig, TAG_NONE) ? 0 : 1;
+    if (sig_push(sig, TAG_COBJ) || sig_push_obj(sig, a)) {
+      PyErr_Clear(); /* an unhashable constexpr: Python reports it */
+      return 0;
+    }
+    return 1;
+  }
+  if (t == tensor_type) return tensor_sig(a, s, sig);
+  if (t == &PyLong_Type) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+    if (overflow || push_int(s, v)) return 0;
+    int wide = v < INT32_MIN || v > INT32_MAX;
+    return sig_push(sig, TAG_INT) || sig_push(sig, 4 * wide + 2 * (!wide && v == 1) + (v % 16 == 0))
+               ? 0 : 1;
+  }
+  if (t == &PyFloat_Type) {
+    if (s->nf >= MAX_FSLOTS) return 0;
+    s->f[s->nf++] = PyFloat_AS_DOUBLE(a);
+    return sig_push(sig, TAG_FLOAT) ? 0 : 1;
+  }
+  if (t == &PyBool_Type) return push_int(s, a == Py_True) || sig_push(sig, TAG_BOOL) ? 0 : 1;
+  if (a == Py_None) return sig_push(sig, TAG_NONE) ? 0 : 1;
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ the launch ----- */
@@ -256,17 +333,54 @@ static PyObject *call_slow(Launcher *self, PyObject *const *args, size_t nargs,
   return r;
 }
 
-/* A miss: compile(key, bound, backend), which also files the kernel under key. */
-static PyObject *compile_miss(Dispatcher *d, PyObject *key, PyObject **bound, PyObject *backend) {
-  PyObject *bt = PyTuple_New(d->nparams);
-  if (bt == NULL) return NULL;
+/* The Python key of the bound arguments, as jit.py builds it. */
+static PyObject *python_key(Dispatcher *d, PyObject **bound, PyObject *backend) {
+  slots scratch; /* the slots were filled on the hot path already */
+  scratch.ni = scratch.nf = 0;
+  PyObject *key = PyTuple_New(d->nparams + 1);
+  if (key == NULL) return NULL;
+  Py_INCREF(backend);
+  PyTuple_SET_ITEM(key, 0, backend);
   for (Py_ssize_t i = 0; i < d->nparams; i++) {
-    Py_INCREF(bound[i]);
-    PyTuple_SET_ITEM(bt, i, bound[i]);
+    PyObject *k = arg_key(bound[i], d->constexpr_[i], &scratch);
+    if (k == NULL) {
+      Py_DECREF(key);
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "fastlaunch: key mismatch");
+      return NULL;
+    }
+    PyTuple_SET_ITEM(key, i + 1, k);
   }
-  PyObject *kernel = PyObject_CallFunctionObjArgs(d->compile, key, bt, backend, NULL);
-  Py_DECREF(bt);
-  return kernel;
+  return key;
+}
+
+/* A signature not seen before: the kernel filed under the Python key, compiled if it is
+   not there (compile files it). Returns its `_fast_entry` (a new reference; None if the
+   kernel cannot be launched from C) or NULL with an error. */
+static PyObject *resolve_miss(Dispatcher *d, PyObject **bound, PyObject *backend) {
+  PyObject *key = python_key(d, bound, backend);
+  if (key == NULL) return NULL;
+  PyObject *kernel = PyDict_GetItemWithError(d->kernels, key); /* borrowed */
+  if (kernel != NULL) {
+    Py_INCREF(kernel);
+  } else if (!PyErr_Occurred()) {
+    PyObject *bt = PyTuple_New(d->nparams);
+    for (Py_ssize_t i = 0; bt != NULL && i < d->nparams; i++) {
+      Py_INCREF(bound[i]);
+      PyTuple_SET_ITEM(bt, i, bound[i]);
+    }
+    kernel = bt ? PyObject_CallFunctionObjArgs(d->compile, key, bt, backend, NULL) : NULL;
+    Py_XDECREF(bt);
+  }
+  Py_DECREF(key);
+  if (kernel == NULL) return NULL;
+  PyObject *entry = PyObject_GetAttr(kernel, str_entry);
+  Py_DECREF(kernel);
+  if (entry != NULL && entry != Py_None && (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4)) {
+    Py_DECREF(entry);
+    PyErr_SetString(PyExc_TypeError, "fastlaunch: a kernel's _fast_entry must be a 4-tuple");
+    return NULL;
+  }
+  return entry;
 }
 
 static PyObject *launcher_call(PyObject *obj, PyObject *const *args, size_t nargsf,
@@ -288,35 +402,30 @@ static PyObject *launcher_call(PyObject *obj, PyObject *const *args, size_t narg
   if (backend == NULL) return call_slow(self, args, nargs, kwnames);
 
   slots s;
+  signature sig;
   s.ni = s.nf = 0;
-  PyObject *key = PyTuple_New(d->nparams + 1);
-  if (key == NULL) return NULL;
-  Py_INCREF(backend);
-  PyTuple_SET_ITEM(key, 0, backend);
+  sig.nw = sig.nobj = 0;
+  sig_push(&sig, backend == str_cpu ? 1 : 2);
   for (Py_ssize_t i = 0; i < d->nparams; i++) {
-    PyObject *k = arg_key(bound[i], d->constexpr_[i], &s);
-    if (k == NULL) {
-      Py_DECREF(key);
-      if (PyErr_Occurred()) return NULL;
+    int done = arg_sig(bound[i], d->constexpr_[i], &s, &sig);
+    if (done < 0) return NULL;
+    if (done == 0) return call_slow(self, args, nargs, kwnames);
+  }
+  uint64_t hash = sig_hash(&sig);
+  PyObject *entry = sig_find(&d->table, &sig, hash); /* borrowed */
+  if (entry == NULL) {
+    if (PyErr_Occurred()) return NULL;
+    entry = resolve_miss(d, bound, backend); /* new reference */
+    if (entry == NULL) return NULL;
+    if (entry == Py_None) {
+      Py_DECREF(entry);
       return call_slow(self, args, nargs, kwnames);
     }
-    PyTuple_SET_ITEM(key, i + 1, k);
-  }
-  PyObject *kernel = PyDict_GetItemWithError(d->kernels, key); /* borrowed */
-  if (kernel != NULL) {
-    Py_INCREF(kernel);
-  } else if (!PyErr_Occurred()) {
-    kernel = compile_miss(d, key, bound, backend);
-  }
-  Py_DECREF(key);
-  if (kernel == NULL) return NULL;
-  PyObject *entry = PyObject_GetAttr(kernel, str_entry);
-  Py_DECREF(kernel);
-  if (entry == NULL) return NULL;
-  if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) {
+    int failed = sig_insert(&d->table, &sig, hash, entry);
     Py_DECREF(entry);
-    return call_slow(self, args, nargs, kwnames);
+    if (failed) return NULL;
   }
+  Py_INCREF(entry); /* held across the launch: it keeps the kernel object loaded */
 
   int64_t g[3];
   if (grid_dims(d, self->grid, bound, g) < 0) {
@@ -339,7 +448,7 @@ static PyObject *launcher_call(PyObject *obj, PyObject *const *args, size_t narg
     result = record ? PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 3), record) : NULL;
     Py_XDECREF(record);
   }
-  Py_DECREF(entry); /* held across the launch: it keeps the kernel object loaded */
+  Py_DECREF(entry);
   return result;
 }
 
@@ -385,7 +494,7 @@ static int dispatcher_traverse(Dispatcher *self, visitproc visit, void *arg) {
   Py_VISIT(self->slow);
   Py_VISIT(self->check_grid);
   Py_VISIT(self->last);
-  return 0;
+  return sig_traverse(&self->table, visit, arg);
 }
 
 static int dispatcher_clear(Dispatcher *self) {
@@ -398,6 +507,7 @@ static int dispatcher_clear(Dispatcher *self) {
   Py_CLEAR(self->slow);
   Py_CLEAR(self->check_grid);
   Py_CLEAR(self->last);
+  sig_clear(&self->table);
   return 0;
 }
 
@@ -426,6 +536,16 @@ static PyObject *dispatcher_subscript(Dispatcher *self, PyObject *grid) {
   return (PyObject *)l;
 }
 
+static PyObject *dispatcher_forget(Dispatcher *self, PyObject *unused) {
+  sig_clear(&self->table);
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef dispatcher_methods[] = {
+    {"forget", (PyCFunction)dispatcher_forget, METH_NOARGS,
+     "Drop every remembered launch (call it when the kernels dict changes)."},
+    {NULL}};
+
 static PyMappingMethods dispatcher_mapping = {.mp_subscript = (binaryfunc)dispatcher_subscript};
 
 static PyTypeObject DispatcherType = {
@@ -438,6 +558,7 @@ static PyTypeObject DispatcherType = {
     .tp_clear = (inquiry)dispatcher_clear,
     .tp_dealloc = (destructor)dispatcher_dealloc,
     .tp_as_mapping = &dispatcher_mapping,
+    .tp_methods = dispatcher_methods,
     .tp_doc = "The C launch path of one @pypto.jit kernel; dispatcher[grid](*args) launches.",
 };
 

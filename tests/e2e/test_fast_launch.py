@@ -242,3 +242,39 @@ def test_too_many_parameters_for_the_c_path(tmp_path):
     k[(1,)](out, *range(len(names)))
     assert type(k._dispatch).__name__ == "_PythonDispatch"
     assert out.item() == 1.0
+
+
+def scaled(x_ptr, out_ptr, n, FACTOR: pl.constexpr, MODE: pl.constexpr, BLOCK: pl.constexpr):
+    offs = pl.arange(0, BLOCK)
+    x = pl.load(x_ptr + offs, mask=offs < n)
+    if MODE == "neg":
+        x = -x
+    pl.store(out_ptr + offs, x * FACTOR, mask=offs < n)
+
+
+def test_constexpr_values_of_every_kind_pick_their_own_kernel(monkeypatch):
+    fast, slow = both(scaled, monkeypatch)
+    x = torch.arange(8, dtype=torch.float32)
+    cases = [(2, "neg"), (2.5, "neg"), (2, "pos"), (True, "pos"), (3, None), (2, "neg")]
+    for factor, mode in cases:
+        outs = []
+        for k in (fast, slow):
+            out = torch.empty(8)
+            k[(1,)](x, out, 8, FACTOR=factor, MODE=mode, BLOCK=8)
+            outs.append(out)
+        expected = x * factor * (-1 if mode == "neg" else 1)
+        torch.testing.assert_close(outs[0], expected)
+        torch.testing.assert_close(outs[1], expected)
+    assert list(fast._kernels) == list(slow._kernels)
+
+
+def test_replacing_a_kernel_in_the_dict_is_seen(monkeypatch):
+    fast, _ = both(scaled, monkeypatch)
+    x = torch.arange(8, dtype=torch.float32)
+    out = torch.empty(8)
+    fast[(1,)](x, out, 8, FACTOR=2, MODE="pos", BLOCK=8)
+    fast[(1,)](x, out, 8, FACTOR=3, MODE="pos", BLOCK=8)
+    key2, key3 = list(fast._kernels)
+    fast._kernels[key2] = fast._kernels[key3]  # the factor-2 key now launches the factor-3 one
+    fast[(1,)](x, out, 8, FACTOR=2, MODE="pos", BLOCK=8)
+    torch.testing.assert_close(out, 3 * x)
