@@ -15,6 +15,7 @@ from .cse import cse
 from .dce import dce
 from .fusion import fuse
 from .mask_simplify import mask_simplify
+from .nowrap import version_nowrap
 from .streaming import stream_stores
 
 Pass = Callable[[Module], Module]
@@ -35,6 +36,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     # Masks folded to constants leave ANDs, WHEREs and compares to clean up.
     ("canonicalize", canonicalize),
     ("dce", dce),
+    # Before address: its then branches are where ``x % d`` is unit-stride.
+    ("nowrap", version_nowrap),
     # Last: the analyses the renderer reads must describe the final IR.
     ("address", annotate_addresses),
     ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
@@ -73,5 +76,5 @@ def run_pipeline(
 
 __all__ = [
     "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "cse", "dce",
-    "fuse", "mask_simplify", "run_pipeline", "stream_stores",
+    "fuse", "mask_simplify", "run_pipeline", "stream_stores", "version_nowrap",
 ]  # fmt: skip
