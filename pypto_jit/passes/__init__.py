@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ..ir.nodes import Module
 from .canonicalize import canonicalize
+from .carried_offsets import carry_offsets
 from .cse import cse
 from .dce import dce
 from .fusion import fuse
@@ -36,6 +37,8 @@ PIPELINE: list[tuple[str, Pass]] = [
     # Masks folded to constants leave ANDs, WHEREs and compares to clean up.
     ("canonicalize", canonicalize),
     ("dce", dce),
+    # Pointer blocks a loop steps uniformly: carried as one scalar offset.
+    ("carried_offsets", carry_offsets),
     # Before address: its then branches are where ``x % d`` is unit-stride.
     ("nowrap", version_nowrap),
     # Last: the analyses the renderer reads must describe the final IR.
@@ -75,6 +78,7 @@ def run_pipeline(
 
 
 __all__ = [
-    "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "cse", "dce",
+    "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "carry_offsets",
+    "cse", "dce",
     "fuse", "mask_simplify", "run_pipeline", "stream_stores", "version_nowrap",
 ]  # fmt: skip
