@@ -75,15 +75,15 @@ def _split(block: Block, r: Value) -> Block:
 
 
 def _version(block: Block, i: int) -> Block:
+    """``block`` with the ops after its MOD ``ops[i]`` in an IF on the no-wrap check; the
+    values they hand to the block's terminator become the IF's results."""
     mod = block.ops[i]
     x, d = mod.operands
     guard, ok, q, dd = _guard(mod, x, d)
     rest = list(block.ops[i + 1 :])
     term = rest.pop() if rest and rest[-1].op in TERMINATORS else None
     defined = {v for op in rest for v in op.results}
-    outs = [v for v in (term.operands if term else ()) if v in defined]
-    outs = list(dict.fromkeys(outs))
-
+    outs = list(dict.fromkeys(v for v in (term.operands if term else ()) if v in defined))
     shift = _shifted(mod, x, q, dd)
     then_ops = substitute(rest, {mod.result: shift[-1].result})
     then_block = Block((), (*shift, *then_ops, _op(mod, Op.YIELD, *outs)))
