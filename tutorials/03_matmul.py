@@ -11,8 +11,10 @@ in fp32), any strides (B may be a transposed view), an optional fused leaky ReLU
     python tutorials/03_matmul.py --quick    # small sizes, default config (the tests)
 
 pl.dot compiles to a register-blocked micro-kernel (8x32 fp32 tiles in AVX-512
-registers); what a program spends besides that is its loads and pointer updates, per
-element of its A and B tiles, so big blocks pay.
+registers); what a program spends besides that is copying its A and B tiles, per
+element, so big blocks pay. The tiles are copied row by row: ``% N`` is checked at run
+time not to wrap inside a block (else the block is gathered), and the pointer blocks
+advance as one scalar offset.
 """
 
 from __future__ import annotations

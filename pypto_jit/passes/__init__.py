@@ -11,10 +11,12 @@ from collections.abc import Callable
 
 from ..ir.nodes import Module
 from .canonicalize import canonicalize
+from .carried_offsets import carry_offsets
 from .cse import cse
 from .dce import dce
 from .fusion import fuse
 from .mask_simplify import mask_simplify
+from .nowrap import version_nowrap
 from .streaming import stream_stores
 
 Pass = Callable[[Module], Module]
@@ -35,6 +37,10 @@ PIPELINE: list[tuple[str, Pass]] = [
     # Masks folded to constants leave ANDs, WHEREs and compares to clean up.
     ("canonicalize", canonicalize),
     ("dce", dce),
+    # Pointer blocks a loop steps uniformly: carried as one scalar offset.
+    ("carried_offsets", carry_offsets),
+    # Before address: its then branches are where ``x % d`` is unit-stride.
+    ("nowrap", version_nowrap),
     # Last: the analyses the renderer reads must describe the final IR.
     ("address", annotate_addresses),
     ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
@@ -72,6 +78,7 @@ def run_pipeline(
 
 
 __all__ = [
-    "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "cse", "dce",
-    "fuse", "mask_simplify", "run_pipeline", "stream_stores",
+    "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "carry_offsets",
+    "cse", "dce",
+    "fuse", "mask_simplify", "run_pipeline", "stream_stores", "version_nowrap",
 ]  # fmt: skip

@@ -57,8 +57,9 @@ def _meet(a: Info, b: Info) -> Info:
 
 
 class _Analysis:
-    def __init__(self, module: Module):
+    def __init__(self, module: Module, assume: dict[Value, Info] | None = None):
         self.module = module
+        self.assume = assume or {}  # facts taken as given for these values (what-if runs)
         self.info: dict[Value, Info] = {}
         self.param: dict[Value, int] = {}
         for k, (p, v) in enumerate(zip(module.params, module.body.args, strict=True)):
@@ -114,7 +115,7 @@ class _Analysis:
                 if k is not None:
                     self.param[v] = k
             if v is not None:
-                self.info[v] = _transfer(self, op)
+                self.info[v] = self.assume.get(v) or _transfer(self, op)
         else:
             self.origin(op, op.operands[:1])
 
@@ -207,6 +208,9 @@ def _transfer(a: _Analysis, op: Operation) -> Info:
     if op.op is Op.MUL:
         x, y = ins
         return Info(1, gcd(x.const, y.const), min(x.div * y.div, _MAX_DIV))
+    if op.op in (Op.MOD, Op.IDIV):  # equal operands give equal results; nothing more is
+        x, y = ins  # sound without knowing signs (truncating division), see passes.nowrap
+        return Info(1, gcd(x.const, y.const), 1)
     if op.op is Op.WHERE:
         c, x, y = ins
         return Info(gcd(c.const, gcd(x.contig, y.contig)), gcd(c.const, gcd(x.const, y.const)),
@@ -244,8 +248,20 @@ def annotate_addresses(m: Module) -> Module:
     return replace(m, body=_annotate_block(a, m.body))
 
 
-def analyze(m: Module) -> dict[Value, Info]:
-    """Facts for every value of ``m`` (for tests and later passes)."""
-    a = _Analysis(m)
+def analyze(m: Module, assume: dict[Value, Info] | None = None) -> dict[Value, Info]:
+    """Facts for every value of ``m`` (for tests and later passes), taking the facts in
+    ``assume`` as given for those values."""
+    a = _Analysis(m, assume)
     a.block(m.body)
     return a.info
+
+
+def contiguous_accesses(m: Module, assume: dict[Value, Info] | None = None) -> int:
+    """How many block accesses of ``m`` get ``contig`` (with ``assume`` as in ``analyze``)."""
+    info = analyze(m, assume)
+    count = 0
+    for op in m.walk():
+        if op.op in _ACCESSES and isinstance(op.operands[0].type, BlockType):
+            last = _last(op.operands[0])
+            count += last > 1 and info.get(op.operands[0], UNKNOWN).contig == last
+    return count

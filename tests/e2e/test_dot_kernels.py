@@ -326,3 +326,55 @@ def test_k_loop_in_place_in_the_generated_c():
     src = ck.asm["c"]
     assert "pypto_gemm_f32(32, 32, 16," in src
     assert "memcpy" not in src.split("pypto_program", 1)[1]
+
+
+@pypto.jit
+def k_loop_mod(a, b, c, M, N, K, sbk, sbn, BM: pl.constexpr, BN: pl.constexpr, BK: pl.constexpr):
+    """Triton's tutorial idiom: the ragged edge of B wraps around with ``% N``."""
+    rm = pl.program_id(0) * BM + pl.arange(0, BM)
+    cn = pl.program_id(1) * BN + pl.arange(0, BN)
+    rn = cn % N
+    rk = pl.arange(0, BK)
+    acc = pl.zeros((BM, BN), dtype=pl.float32)
+    b_ptrs = b + rk[:, None] * sbk + rn[None, :] * sbn
+    for k0 in range(0, K, BK):
+        kk = k0 + rk
+        x = pl.load(a + rm[:, None] * K + kk[None, :], mask=(rm[:, None] < M) & (kk[None, :] < K))
+        y = pl.load(b_ptrs, mask=kk[:, None] < K, other=0.0)
+        acc = pl.dot(x, y, acc)
+        b_ptrs += BK * sbk
+    pl.store(c + rm[:, None] * N + cn[None, :], acc, mask=(rm[:, None] < M) & (cn[None, :] < N))
+
+
+def _b_layout(k: int, n: int, layout: str) -> torch.Tensor:
+    if layout == "transposed":
+        return torch.randn(n, k).t()
+    if layout == "strided":
+        return torch.randn(k, 2 * n)[:, ::2]
+    return torch.randn(k, n)
+
+
+# N a multiple of BN (no block wraps: the contiguous branch), not one (the last column of
+# programs wraps: the gather branch), smaller than BN (every block wraps).
+@pytest.mark.parametrize("n,bn", [(64, 32), (70, 32), (20, 32), (48, 16)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+def test_k_loop_with_wrapping_columns(backend, n, bn, layout):
+    torch.manual_seed(13)
+    m, k, bm, bk = 37, 29, 16, 8
+    a, b = torch.randn(m, k), _b_layout(k, n, layout)
+    c = torch.full((m, n), -1.0)
+    grid = (pypto.cdiv(m, bm), pypto.cdiv(n, bn))
+    args = (a, b, c, m, n, k, b.stride(0), b.stride(1))
+    k_loop_mod[grid](*args, BM=bm, BN=bn, BK=bk, backend=backend)
+    assert_dot_close(c, a, b)
+
+
+@needs_cc
+def test_k_loop_with_wrapping_columns_reads_rows_of_b_when_they_do_not_wrap():
+    a, b, c = torch.zeros(64, 64), torch.zeros(64, 64), torch.zeros(64, 64)
+    ck = k_loop_mod.warmup(a, b, c, 64, 64, 64, 64, 1, BM=32, BN=32, BK=16, grid=(1,))
+    b_loads = [
+        line for line in ck.asm["opt_ir"].splitlines() if " load " in line and "param=1" in line
+    ]
+    assert len(b_loads) == 2  # the checked branch and the original
+    assert sum("contig=true" in line for line in b_loads) == 1
