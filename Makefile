@@ -25,6 +25,7 @@ bench: install
 	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
 	mkdir -p build/bench
 	for t in tutorials/[0-9][0-9]_*.py; do $(PY) $$t --bench --out build/bench || exit 1; done
+	$(PY) tutorials/speed_targets.py --out build/bench
 
 lint: install
 	$(VENV)/bin/ruff check pypto_jit tests tutorials

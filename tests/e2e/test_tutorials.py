@@ -18,3 +18,28 @@ def test_tutorial_runs(path, capsys):
     spec.loader.exec_module(module)
     module.main(["--quick"])
     assert "pypto-jit" in capsys.readouterr().out
+
+
+def _speed_targets():
+    spec = importlib.util.spec_from_file_location("speed_targets", HERE / "speed_targets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speed_target_verdicts():
+    st = _speed_targets()
+    assert st.verdict("softmax fp32 4096x1024", 30.0, 1.35) == ("1.1x / 1.3x", "aim met")
+    assert st.verdict("softmax fp32 4096x1024", 30.0, 1.2) == ("1.1x / 1.3x", "floor met")
+    assert st.verdict("softmax fp32 4096x1024", 30.0, 1.0)[1] == "BELOW FLOOR"
+    assert st.verdict("vector add fp32, 2^24", 40.0, 1.2)[1] == "floor met"  # aim: 45 GB/s
+    assert st.verdict("vector add fp32, 2^24", 46.0, 1.2)[1] == "aim met"
+    assert st.verdict("launch, cache hit (16 elements)", 1.2, 0.9)[1] == "floor met"
+    assert st.verdict("launch, cache hit (16 elements)", 1.6, 0.7)[1] == "BELOW FLOOR"
+    assert st.verdict("first call, new process, warm cache", 1.5, None)[1] == "aim met"
+
+
+def test_first_call_rows_measure_fresh_processes():
+    (cold, warm) = _speed_targets().first_call_rows(1)
+    assert cold[0].startswith("first call, empty") and cold[1] > 0
+    assert warm[0].startswith("first call, new process") and warm[1] > 0

@@ -1,0 +1,216 @@
+"""The speed targets, measured in one run beside torch: the table `make bench` ends with.
+
+Each row times the tutorial's own kernel against the torch reference with
+interleaved rounds (medians), or, for the launch and first-call rows, the
+latency itself. First calls run in fresh processes: one with an empty kernel
+cache (the runtime shim already built, as `make install` leaves it) and one
+whose cache already holds the kernel.
+
+    python tutorials/speed_targets.py [--rounds 5] [--out build/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+import pypto_jit as pypto
+from pypto_jit.testing import bench_interleaved, per_call, print_table
+
+HERE = Path(__file__).resolve().parent
+
+
+def tutorial(name: str):
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ratio_rows(rounds: int) -> list[list]:
+    """(target, pypto, torch, unit, pypto/torch) for the kernels measured against torch."""
+    rows = []
+    add = tutorial("01_vector_add")
+    x, y = torch.rand(2**24), torch.rand(2**24)
+    out = torch.empty_like(x)
+    t = bench_interleaved(
+        {"pypto": lambda: add.add(x, y, out), "torch": lambda: torch.add(x, y, out=out)}, rounds
+    )
+    rows.append(_gbps("vector add fp32, 2^24", 3 * x.numel() * 4, t))
+
+    softmax = tutorial("02_fused_softmax")
+    x = torch.randn(4096, 1024)
+    t = bench_interleaved(
+        {"pypto": lambda: softmax.softmax(x), "torch": lambda: torch.softmax(x, dim=1)}, rounds
+    )
+    rows.append(_gbps("softmax fp32 4096x1024", 2 * x.numel() * 4, t))
+
+    ln = tutorial("05_layer_norm")
+    x, w, b, _ = ln._inputs(4096, 1024)
+
+    def ln_pypto():
+        with torch.no_grad():
+            return ln.layer_norm(x, (1024,), w, b, 1e-5)
+
+    def ln_torch():
+        with torch.no_grad():
+            return torch.nn.functional.layer_norm(x, (1024,), w, b, 1e-5)
+
+    t = bench_interleaved({"pypto": ln_pypto, "torch": ln_torch}, rounds)
+    rows.append(_gbps("layer norm fwd 4096x1024", 2 * x.numel() * 4, t))
+
+    gelu = tutorial("06_bias_gelu")
+    x, bias = torch.randn(4096, 1024), torch.randn(1024)
+    out = torch.empty_like(x)
+    t = bench_interleaved(
+        {"pypto": lambda: gelu.bias_gelu(x, bias, out), "torch": lambda: gelu.reference(x, bias)},
+        rounds,
+    )
+    rows.append(_gbps("bias + GELU(erf) 4096x1024", 2 * x.numel() * 4, t))
+
+    mm = tutorial("03_matmul")
+    a, bm = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    fns = {mm._name(c): (lambda c=c: mm.matmul(a, bm, config=c)) for c in mm.CONFIGS}
+    fns["torch"] = lambda: torch.mm(a, bm)
+    t = bench_interleaved(fns, rounds)
+    best = min((k for k in t if k != "torch"), key=t.get)
+    flops = 2 * 1024**3
+    rows.append(
+        [
+            f"matmul fp32 1024^3 ({best})",
+            flops / t[best] / 1e6,
+            flops / t["torch"] / 1e6,
+            "GFLOP/s",
+            t["torch"] / t[best],
+        ]
+    )
+    return rows
+
+
+def _gbps(name: str, nbytes: int, t: dict) -> list:
+    return [
+        name,
+        nbytes / t["pypto"] / 1e6,
+        nbytes / t["torch"] / 1e6,
+        "GB/s",
+        t["torch"] / t["pypto"],
+    ]
+
+
+def launch_row() -> list:
+    add = tutorial("01_vector_add")
+    x, y = torch.rand(16), torch.rand(16)
+    out = torch.empty_like(x)
+    add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)
+    ours = statistics.median(
+        per_call(lambda: add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)) for _ in range(5)
+    )
+    theirs = statistics.median(per_call(lambda: torch.add(x, y, out=out)) for _ in range(5))
+    return ["launch, cache hit (16 elements)", ours * 1e6, theirs * 1e6, "us", theirs / ours]
+
+
+# Run in a fresh interpreter: imports, then the first launch, timed on its own.
+FIRST_CALL = """
+import sys, time
+sys.path.insert(0, {here!r})
+import torch
+import pypto_jit
+spec = __import__("importlib.util").util.spec_from_file_location("va", {path!r})
+va = __import__("importlib.util").util.module_from_spec(spec)
+spec.loader.exec_module(va)
+x = torch.rand(1024); y = torch.rand(1024); out = torch.empty_like(x)
+t0 = time.perf_counter()
+va.add_kernel[(1,)](x, y, out, 1024, BLOCK_SIZE=1024)
+print(time.perf_counter() - t0)
+assert torch.equal(out, x + y)
+"""
+
+
+def first_call_rows(runs: int) -> list[list]:
+    code = FIRST_CALL.format(here=str(HERE), path=str(HERE / "01_vector_add.py"))
+    cold, warm = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="pypto-first-call-") as cache:
+            env = dict(os.environ, PYPTO_CACHE_DIR=cache)
+            build = [sys.executable, "-m", "pypto_jit", "runtime", "build"]
+            subprocess.run(build, env=env, check=True, capture_output=True)
+            cold.append(_run_timed(code, env))
+            warm.append(_run_timed(code, env))
+    return [
+        ["first call, empty kernel cache", statistics.median(cold) * 1e3, None, "ms", None],
+        ["first call, new process, warm cache", statistics.median(warm) * 1e3, None, "ms", None],
+    ]
+
+
+def _run_timed(code: str, env: dict) -> float:
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return float(done.stdout.split()[-1])
+
+
+# name prefix -> (floor, aim, what is compared): "ratio" (torch time / ours, higher is
+# better), "value" (our number, higher is better) or "latency" (our number, lower is better).
+TARGETS = {
+    "vector add": ((1.0, "ratio"), (45.0, "value")),
+    "softmax": ((1.1, "ratio"), (1.3, "ratio")),
+    "layer norm": ((1.2, "ratio"), (1.5, "ratio")),
+    "bias + GELU": ((2.0, "ratio"), (3.0, "ratio")),
+    "matmul": ((0.8, "ratio"), (1.0, "ratio")),
+    "launch": ((1.5, "latency"), (1.0, "latency")),
+    "first call, empty": ((300.0, "latency"), (150.0, "latency")),
+    "first call, new process": ((5.0, "latency"), (2.0, "latency")),
+}
+
+
+def verdict(name: str, ours: float, ratio: float | None) -> tuple[str, str]:
+    """("floor / aim" as text, which of them the row reaches)."""
+    (floor, aim) = next(v for k, v in TARGETS.items() if name.startswith(k))
+
+    def text(target):
+        value, kind = target
+        return f"{value:g}x" if kind == "ratio" else f"{value:g}"
+
+    def met(target):
+        value, kind = target
+        if kind == "ratio":
+            return ratio is not None and ratio >= value
+        return ours >= value if kind == "value" else ours <= value
+
+    status = "aim met" if met(aim) and met(floor) else "floor met" if met(floor) else "BELOW FLOOR"
+    return f"{text(floor)} / {text(aim)}", status
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per first-call row")
+    parser.add_argument("--out", default=None, help="directory for the table")
+    args = parser.parse_args(argv)
+    rows = ratio_rows(args.rounds) + [launch_row()] + first_call_rows(args.runs)
+    table = print_table(
+        f"speed targets (pypto-jit {pypto.__version__}, medians; ratio = torch time / ours)",
+        ["benchmark", "pypto-jit", "torch", "unit", "ratio", "floor / aim", "status"],
+        [
+            [n, _num(a), _num(b), u, "" if r is None else f"{r:.2f}x", *verdict(n, a, r)]
+            for n, a, b, u, r in rows
+        ],
+    )
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "speed_targets.md"), "w") as f:
+            f.write(table + "\n")
+
+
+def _num(v) -> str:
+    return "" if v is None else f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+if __name__ == "__main__":
+    main()
