@@ -195,11 +195,10 @@ static int arg_sig(PyObject *a, int is_constexpr, slots *s, signature *sig) {
     }
     if (t == &PyBool_Type) return sig_push(sig, TAG_CBOOL) || sig_push(sig, a == Py_True) ? 0 : 1;
     if (a == Py_None) return sig_push(sig, TAG_NONE) ? 0 : 1;
-    if (sig_push(sig, TAG_COBJ) || sig_push_obj(sig, a)) {
-      PyErr_Clear(); /* an unhashable constexpr: Python reports it */
-      return 0;
-    }
-    return 1;
+    /* Strings and floats hash and compare in C, without running Python code that could
+       change the table under a lookup; other constexprs take the Python path. */
+    if (t != &PyUnicode_Type && t != &PyFloat_Type) return 0;
+    return sig_push(sig, TAG_COBJ) || sig_push_obj(sig, a) ? 0 : 1;
   }
   if (t == tensor_type) return tensor_sig(a, s, sig);
   if (t == &PyLong_Type) {

@@ -3,7 +3,7 @@
  * A signature is a short array of int64 words that the hot path writes while it reads the
  * arguments (backend, then per parameter a tag and its specialization facts: a tensor's
  * dtype object, shape, strides and alignment; an int's width class; a constexpr's value).
- * Constexprs that are not ints, bools or None are kept as objects and compared with ==.
+ * String and float constexprs are kept as objects and compared with ==.
  * Equal signatures imply equal Python keys, so an entry found here is the kernel the Python
  * path would launch; the table is only finer than the JITFunction's dict, never coarser.
  * Looking up words avoids building, hashing, comparing and freeing a tuple of tuples on
