@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import shlex
 import shutil
 import subprocess
 import sys
@@ -58,6 +57,8 @@ class CCompilerError(RuntimeError):
         self.cmd = list(cmd)
         self.stderr = stderr
         self.returncode = returncode
+        import shlex
+
         status = f"exit status {returncode}" if returncode is not None else "could not run"
         super().__init__(
             f"C compiler failed ({status}):\n  {shlex.join(self.cmd)}\n{stderr.rstrip()}"
@@ -66,26 +67,47 @@ class CCompilerError(RuntimeError):
 
 def find_cc() -> str:
     """``$CC`` (may hold extra words, e.g. ``ccache gcc``), else the first of cc, gcc, clang."""
-    explicit = os.environ.get("CC", "").strip()
-    if explicit:
-        words = shlex.split(explicit)
-        path = shutil.which(words[0])
-        if path is None:
-            raise RuntimeError(f"CC={explicit!r}: {words[0]!r} is not an executable on PATH")
-        return shlex.join([path, *words[1:]]) if len(words) > 1 else path
-    for name in ("cc", "gcc", "clang"):
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    raise RuntimeError(
-        "no C compiler found: set CC or install cc, gcc or clang "
-        "(the 'interpret' backend runs without one)"
-    )
+    return _resolve_cc()[0]
 
 
 def cc_command() -> list[str]:
     """``find_cc()`` split into argv words, ready to prefix a command line."""
-    return shlex.split(find_cc())
+    return list(_resolve_cc()[1])
+
+
+# A PATH search costs tens of microseconds and every launch-time helper needs the
+# compiler, so the answer is kept for as long as CC and PATH stay the same.
+_found_cc: dict[tuple[str | None, str | None], tuple[str, tuple[str, ...]]] = {}
+
+
+def _resolve_cc() -> tuple[str, tuple[str, ...]]:
+    """(``find_cc()``, its argv words); failures are not remembered."""
+    env = (os.environ.get("CC"), os.environ.get("PATH"))
+    found = _found_cc.get(env)
+    if found is None:
+        found = _found_cc[env] = _search_cc(env[0])
+    return found
+
+
+def _search_cc(explicit: str | None) -> tuple[str, tuple[str, ...]]:
+    explicit = (explicit or "").strip()
+    if explicit:
+        import shlex  # only an explicit $CC needs splitting
+
+        words = shlex.split(explicit)
+        path = shutil.which(words[0])
+        if path is None:
+            raise RuntimeError(f"CC={explicit!r}: {words[0]!r} is not an executable on PATH")
+        argv = (path, *words[1:])
+        return (shlex.join(argv) if len(argv) > 1 else path), argv
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path is not None:
+            return path, (path,)
+    raise RuntimeError(
+        "no C compiler found: set CC or install cc, gcc or clang "
+        "(the 'interpret' backend runs without one)"
+    )
 
 
 def cc_identity() -> str:
@@ -188,11 +210,23 @@ def _host_record(cc: str) -> dict:
 
 
 def _fingerprint(cc: str) -> str:
-    argv = shlex.split(cc)
-    real = os.path.realpath(argv[0])
-    st = os.stat(real)
-    parts = [*argv[1:], real, str(st.st_size), str(st.st_mtime_ns), _cpu_fingerprint()]
+    argv = _words(cc)
+    # The binary symlinks resolve to (device, inode) names it as realpath would, without
+    # a readlink per path component.
+    st = os.stat(argv[0])
+    ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    parts = [*argv, *map(str, ident), _cpu_fingerprint()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def _words(cc: str) -> list[str]:
+    """``cc`` as argv words: the ones found with it, else split as a shell would."""
+    found = _found_cc.get((os.environ.get("CC"), os.environ.get("PATH")))
+    if found is not None and found[0] == cc:
+        return list(found[1])
+    import shlex
+
+    return shlex.split(cc)
 
 
 def _cpu_fingerprint() -> str:
@@ -214,7 +248,7 @@ def _cpu_fingerprint() -> str:
 
 
 def _probe(cc: str) -> dict:
-    argv = shlex.split(cc)
+    argv = _words(cc)
     version = _run_text([*argv, "--version"]).splitlines()
     identity = f"{os.path.realpath(argv[0])} {version[0] if version else '?'}".strip()
     isa_flags, features = _resolve_native(argv)
@@ -280,6 +314,8 @@ def _is_isa_flag(word: str) -> bool:
 
 
 def _split_quiet(line: str) -> list[str]:
+    import shlex
+
     try:
         return shlex.split(line)
     except ValueError:
