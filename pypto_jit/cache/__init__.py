@@ -24,22 +24,17 @@ hit refreshes (at most once per entry per process, to keep hits cheap).
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
 import re
-import secrets
-import shutil
 import stat
-import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from . import config
+from .. import config
 
 __all__ = [
     "CacheWarning",
@@ -48,6 +43,7 @@ __all__ = [
     "list_entries",
     "lookup",
     "prune",
+    "read_entry",
     "show",
     "stats",
 ]
@@ -59,8 +55,19 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 # Per-process memos. Keys include meta.json's inode and mtime: a rebuilt entry
 # is a new directory with a new meta.json, so a stale memo can never vouch for it.
-_verified: set[tuple[str, int, int]] = set()
+_verified: set[tuple[str, int, int, str]] = set()  # (entry, ino, mtime, file) hashed
 _touched: set[str] = set()
+
+# Listing, pruning and clearing load on first use: a launch never needs them.
+_ADMIN = ("clear", "list_entries", "prune", "show", "stats")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ADMIN:
+        from . import admin
+
+        return getattr(admin, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CacheWarning(UserWarning):
@@ -150,8 +157,13 @@ def _read_meta(entry: Path) -> tuple[dict[str, Any], os.stat_result]:
     return meta, st
 
 
-def _validate(entry: Path, key: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(meta, None) for a valid entry, (None, reason) otherwise; reason None = absent."""
+def _validate(
+    entry: Path, key: str, hashed: Collection[str] | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(meta, None) for a valid entry, (None, reason) otherwise; reason None = absent.
+
+    Every file's size is checked; the sha256 of those in ``hashed`` (default: all).
+    """
     try:
         st = entry.lstat()
     except FileNotFoundError:
@@ -177,10 +189,12 @@ def _validate(entry: Path, key: str) -> tuple[dict[str, Any] | None, str | None]
     memo = (str(entry), meta_st.st_ino, meta_st.st_mtime_ns)
     # Sizes are re-checked on every lookup (a stat each); hashes once per process.
     for name, info in files.items():
-        problem = _check_file(entry, name, info, hash_it=memo not in _verified)
+        hash_it = (hashed is None or name in hashed) and (*memo, name) not in _verified
+        problem = _check_file(entry, name, info, hash_it=hash_it)
         if problem:
             return None, problem
-    _verified.add(memo)
+        if hash_it:
+            _verified.add((*memo, name))
     return meta, None
 
 
@@ -231,14 +245,16 @@ def lookup(key: str) -> tuple[Path, dict[str, Any]] | None:
     return _lookup(key, warn=True)
 
 
-def _lookup(key: str, *, warn: bool) -> tuple[Path, dict[str, Any]] | None:
+def _lookup(
+    key: str, *, warn: bool, hashed: Collection[str] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
     problem = _roots_problem()
     if problem:
         if warn:
             warnings.warn(f"{problem}; not using the cache", CacheWarning, stacklevel=3)
         return None
     entry = _kernels_dir() / key
-    meta, problem = _validate(entry, key)
+    meta, problem = _validate(entry, key, hashed)
     if meta is None:
         if problem and warn:
             msg = f"cache entry {entry} is unusable: {problem}; it will be rebuilt"
@@ -248,272 +264,30 @@ def _lookup(key: str, *, warn: bool) -> tuple[Path, dict[str, Any]] | None:
     return entry, meta
 
 
-def get_or_build(key: str, build: Callable[[Path], dict]) -> tuple[Path, dict[str, Any], bool]:
+def get_or_build(
+    key: str, build: Callable[[Path], dict], *, hashed: Collection[str] | None = None
+) -> tuple[Path, dict[str, Any], bool]:
     """Return (entry dir, meta, built?) for ``key``, calling ``build(tmp_dir)`` on a miss.
 
     ``build`` writes its files into the directory it is given and returns a
     JSON-serialisable dict; the cache adds "key", "created" and the "files"
     manifest and stores it as meta.json. Exceptions from ``build`` propagate
     unchanged and leave nothing behind.
+
+    A hit checks the size of every file and the sha256 (once per process) of the
+    files named in ``hashed``, by default all of them: a caller that loads only
+    some of the files right away need not read the others.
     """
     _check_key(key)
     problem = _roots_problem()
-    if problem:
-        return _build_uncached(key, build, problem)
     rebuild = config.always_compile()
-    if not rebuild:
-        hit = _lookup(key, warn=True)  # fast path: no lock, no directory creation
+    if not problem and not rebuild:
+        hit = _lookup(key, warn=True, hashed=hashed)  # no lock, no directory creation
         if hit:
             return (*hit, False)
-    try:
-        _ensure_dirs()
-    except OSError as e:
-        return _build_uncached(key, build, f"cannot create cache dir {_root()}: {e}")
-    # Checked again now that the dirs exist: we may not be the one who created them.
-    problem = _roots_problem()
-    if problem:
-        return _build_uncached(key, build, problem)
+    from .build import build_and_publish  # a hit never needs the build machinery
 
-    from filelock import FileLock  # only builders lock; importing it costs milliseconds
-
-    kernels = _kernels_dir()
-    final = kernels / key
-    with FileLock(str(_locks_dir() / f"{key}.lock")):
-        # Another process may have published while we waited for the lock.
-        hit = None if rebuild else _lookup(key, warn=False)
-        if hit:
-            return (*hit, False)
-        # Only the lock holder builds this key, so any temp dir for it is a
-        # leftover from a process that died mid-build.
-        for stale in kernels.glob(f"{key}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        if not _discard(final):
-            return _build_uncached(key, build, f"cannot remove unusable entry {final}")
-        tmp = kernels / f"{key}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-        os.mkdir(tmp, 0o700)
-        try:
-            meta = _run_builder(tmp, key, build)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        # Publishing is a use; the in-process touch memo stays clear so a later
-        # lookup hit still refreshes the LRU time.
-        os.utime(final)
-    _remember_verified(final)
-    limit = config.cache_max_bytes()
-    if limit is not None:
-        prune(limit, keep=(key,))
-    return final, meta, True
-
-
-def _run_builder(tmp: Path, key: str, build: Callable[[Path], dict]) -> dict[str, Any]:
-    """Call the builder in ``tmp`` and write meta.json with the manifest."""
-    result = build(tmp)
-    if not isinstance(result, dict):
-        raise TypeError(f"cache builder must return a dict, got {type(result).__name__}")
-    meta = dict(result)
-    meta["key"] = key
-    meta["created"] = round(time.time(), 3)
-    meta["files"] = {
-        p.relative_to(tmp).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
-        for p in sorted(tmp.rglob("*"))
-        if p.is_file() and not p.is_symlink() and p != tmp / META
-    }
-    text = json.dumps(meta, indent=2, sort_keys=True)
-    # No fsync: a torn write after a crash fails the manifest check and is rebuilt.
-    (tmp / META).write_text(text, encoding="utf-8")
-    # Hand back what a later hit will read (tuples become lists), not the builder's dict.
-    return json.loads(text)
-
-
-def _remember_verified(entry: Path) -> None:
-    """We just hashed every file; spare the first lookup from hashing them again."""
-    try:
-        st = (entry / META).stat()
-    except OSError:
-        return
-    _verified.add((str(entry), st.st_ino, st.st_mtime_ns))
-
-
-def _build_uncached(
-    key: str, build: Callable[[Path], dict], why: str
-) -> tuple[Path, dict[str, Any], bool]:
-    """Build into a private temp dir that is never reused: correct, just not cached."""
-    warnings.warn(f"{why}; building without the cache", CacheWarning, stacklevel=3)
-    tmp = Path(tempfile.mkdtemp(prefix=f"pypto-{key}-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    try:
-        meta = _run_builder(tmp, key, build)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tmp, meta, True
-
-
-def _discard(entry: Path) -> bool:
-    """Remove an entry so readers never see it half-deleted; False if it would not go."""
-    if not os.path.lexists(entry):
-        return True
-    trash = entry.with_name(f"{entry.name}.del-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        os.rename(entry, trash)
-    except FileNotFoundError:
-        return True  # someone else removed it first
-    except OSError:
-        return False
-    if trash.is_symlink() or not trash.is_dir():
-        trash.unlink(missing_ok=True)
-    else:
-        shutil.rmtree(trash, ignore_errors=True)
-    return True
-
-
-# -------------------------------------------------------------------- inspection
-
-
-def _entry_dirs() -> list[Path]:
-    """Published entry directories (working names contain a '.', keys never do)."""
-    try:
-        children = list(_kernels_dir().iterdir())
-    except OSError:
-        return []
-    return sorted(p for p in children if _KEY_RE.fullmatch(p.name) and p.is_dir())
-
-
-def _du(path: Path) -> int:
-    total = 0
-    for p in path.rglob("*"):
-        try:
-            st = p.lstat()
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            total += st.st_size
-    return total
-
-
-def _summary(entry: Path) -> dict[str, Any]:
-    try:
-        meta = _read_meta(entry)[0]
-    except (OSError, ValueError):
-        meta = {}
-    try:
-        last_used = entry.stat().st_mtime
-    except OSError:
-        last_used = 0.0
-    return {
-        "key": entry.name,
-        "name": meta.get("name"),
-        "signature": meta.get("signature"),
-        "backend": meta.get("backend"),
-        "size": _du(entry),
-        "created": meta.get("created", last_used),
-        "last_used": last_used,
-        "path": str(entry),
-    }
-
-
-def list_entries() -> list[dict[str, Any]]:
-    """One dict per entry: key, name, signature, backend, size, created, last_used, path."""
-    return [_summary(e) for e in _entry_dirs()]
-
-
-def stats() -> dict[str, Any]:
-    """{"dir": cache dir, "count": entries, "total_bytes": their size on disk}."""
-    entries = list_entries()
-    return {
-        "dir": str(_root()),
-        "count": len(entries),
-        "total_bytes": sum(e["size"] for e in entries),
-    }
-
-
-def clear() -> int:
-    """Remove every entry (and dead builders' leftovers); return the entries removed."""
-    removed = sum(1 for e in _entry_dirs() if _discard(e))
-    kernels = _kernels_dir()
-    if kernels.is_dir():
-        for p in kernels.iterdir():
-            if _is_leftover(p):
-                shutil.rmtree(p, ignore_errors=True)
-    return removed
-
-
-def _is_leftover(path: Path) -> bool:
-    """A .tmp-/.del- dir whose creating process is gone (a live one is still working)."""
-    m = re.fullmatch(r"[A-Za-z0-9_-]+\.(tmp|del)-(\d+)-[0-9a-f]+", path.name)
-    if not m or os.name == "nt":  # on Windows os.kill(pid, 0) sends CTRL_C_EVENT
-        return False
-    try:
-        os.kill(int(m.group(2)), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, OverflowError):
-        return False  # exists but not ours (PermissionError), or an absurd pid
-    return False
-
-
-def prune(max_bytes: int, *, keep: Iterable[str] = ()) -> int:
-    """Evict least-recently-used entries until the total fits in ``max_bytes``.
-
-    Entries named in ``keep`` are never evicted (the one just built, say), even
-    if the cache cannot then fit. Returns the number of entries removed.
-    """
-    keep = set(keep)
-    entries = sorted(list_entries(), key=lambda e: e["last_used"])
-    total = sum(e["size"] for e in entries)
-    removed = 0
-    for e in entries:
-        if total <= max_bytes:
-            break
-        if e["key"] in keep:
-            continue
-        if _discard(Path(e["path"])):
-            total -= e["size"]
-            removed += 1
-    return removed
-
-
-def show(key_or_prefix: str) -> dict[str, Any]:
-    """The meta of the entry whose key is, or uniquely starts with, ``key_or_prefix``.
-
-    Adds "path", "valid" and "problem"; for an entry with unreadable meta the
-    "files" manifest is replaced by the files actually present.
-    """
-    entry = _resolve(key_or_prefix)
-    meta, problem = _validate(entry, entry.name)
-    if meta is None:
-        try:
-            meta = _read_meta(entry)[0]
-        except (OSError, ValueError):
-            present = (p for p in sorted(entry.rglob("*")) if p.is_file())
-            files = {p.relative_to(entry).as_posix(): {"size": p.stat().st_size} for p in present}
-            meta = {"key": entry.name, "files": files}
-    return {**meta, "path": str(entry), "valid": problem is None, "problem": problem}
-
-
-def _resolve(prefix: str) -> Path:
-    if not prefix:
-        raise KeyError("an empty key prefix matches every entry; give a key or a prefix")
-    matches = [e for e in _entry_dirs() if e.name.startswith(prefix)]
-    if not matches:
-        raise KeyError(f"no cache entry matches {prefix!r} in {_kernels_dir()}")
-    exact = [e for e in matches if e.name == prefix]
-    if exact:
-        return exact[0]
-    if len(matches) > 1:
-        names = ", ".join(e.name[:16] for e in matches[:5])
-        more = "" if len(matches) <= 5 else f" and {len(matches) - 5} more"
-        raise KeyError(
-            f"{prefix!r} is ambiguous: {len(matches)} entries match ({names}{more}); "
-            "give more characters"
-        )
-    return matches[0]
+    return build_and_publish(key, build, rebuild, problem)
 
 
 def read_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
