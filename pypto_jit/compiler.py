@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from . import __version__, config
@@ -86,44 +86,28 @@ def build_entry(
 
 
 def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
-    """Compile (or fetch from the cache) one specialization of a kernel."""
+    """Compile (or fetch from the cache) one specialization of a kernel.
+
+    A cache hit needs only the key: the source is read and parsed on a miss.
+    """
     from . import cache
-    from .compiled import CompiledKernel, read_asm
+    from .compiled import CompiledKernel
 
-    src = jitfn.source
-    names = jitfn.arg_names
-    key_parts = {
-        "source": jitfn.dependency_digest,
-        "specs": [repr(s) for s in specs],
-        "backend": backend,
-        "debug": jitfn.debug,
-        "package": package_digest(),
-    }
-    meta = {
-        "name": src.fn.__name__,
-        "backend": backend,
-        "source_file": src.file,
-        "package_version": __version__,
-    }
-    if backend != "interpret":
-        from .runtime.compiler import cc_identity, compile_flags, host_features_key
-        from .runtime.shim import ABI_VERSION
-
-        host = host_features_key()
-        key_parts.update(cc=cc_identity(), flags=compile_flags(backend), host=host)
-        meta.update(host=host, abi=ABI_VERSION)
-    key = cache_key(key_parts)
+    name = jitfn.fn.__name__
+    key = cache_key(_key_parts(jitfn, specs, backend))
     timings: dict[str, float] = {}
     optimized_in_memory: list[Module] = []
 
     def build(tmp: Path) -> dict:
         t0 = time.perf_counter()
-        module, optimized = compile_module(src, names, specs, timings)
+        src = jitfn.source
+        meta = _entry_meta(src, backend)
+        module, optimized = compile_module(src, jitfn.arg_names, specs, timings)
         optimized_in_memory.append(optimized)
         dirs = directions(optimized)
         _check_outputs(jitfn, specs, dirs)
         params = _params_meta(jitfn, specs, dirs)
-        signature = f"{meta['name']}({describe_params(params)})"
+        signature = f"{name}({describe_params(params)})"
         entry = build_entry(
             tmp,
             src,
@@ -138,15 +122,18 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
         return entry
 
     t0 = time.perf_counter()
-    path, entry_meta, built = cache.get_or_build(key, build)
+    # A hit loads the shared object (or the interpreter parses the optimized IR) right
+    # away: those are hashed; the other files are listings, read when asked for.
+    loaded = "kernel.opt.ir" if backend == "interpret" else "kernel.so"
+    path, entry_meta, built = cache.get_or_build(key, build, hashed=(loaded,))
     if "timing" in config.debug_flags():
         what = "compiled" if built else "cache hit"
         print(
-            f"[pypto] {meta['name']} ({backend}): {what} in "
+            f"[pypto] {name} ({backend}): {what} in "
             f"{(time.perf_counter() - t0) * 1e3:.1f} ms {entry_meta.get('timings', {})}",
             file=sys.stderr,
         )
-    asm = read_asm(path)
+    asm = StageTexts(path)
     module = None
     if backend == "interpret":
         if optimized_in_memory:
@@ -158,6 +145,67 @@ def compile_kernel(jitfn, specs: list[ArgSpec], backend: str):
     kernel = CompiledKernel({**entry_meta, "cache_key": key}, path, asm, module)
     kernel.cache_hit = not built
     return kernel
+
+
+class StageTexts(Mapping[str, str]):
+    """``CompiledKernel.asm`` of a cache entry: the stage texts, read on first use.
+
+    A launch never needs them, so a process that only launches never reads them.
+    """
+
+    def __init__(self, entry: Path):
+        self._entry = entry
+        self._texts: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._texts is None:
+            from .compiled import read_asm
+
+            self._texts = read_asm(self._entry)
+        return self._texts
+
+    def __getitem__(self, stage: str) -> str:
+        return self._load()[stage]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return repr(self._load())
+
+
+def _key_parts(jitfn, specs: list[ArgSpec], backend: str) -> dict:
+    """Everything that determines the artifact, cheap to compute in a fresh process."""
+    parts = {
+        "source": jitfn.dependency_digest,
+        "specs": [repr(s) for s in specs],
+        "backend": backend,
+        "debug": jitfn.debug,
+        "package": package_digest(),
+    }
+    if backend != "interpret":
+        from .runtime.compiler import cc_identity, compile_flags, host_features_key
+
+        parts.update(cc=cc_identity(), flags=compile_flags(backend), host=host_features_key())
+    return parts
+
+
+def _entry_meta(src: KernelSource, backend: str) -> dict:
+    meta = {
+        "name": src.fn.__name__,
+        "backend": backend,
+        "source_file": src.file,
+        "package_version": __version__,
+    }
+    if backend != "interpret":
+        from .runtime.compiler import host_features_key
+        from .runtime.shim import ABI_VERSION
+
+        meta.update(host=host_features_key(), abi=ABI_VERSION)
+    return meta
 
 
 def _params_meta(jitfn, specs: list[ArgSpec], dirs: dict[int, str]) -> list[dict]:
@@ -191,30 +239,37 @@ def _check_outputs(jitfn, specs: list[ArgSpec], dirs: dict[int, str]) -> None:
 
 
 _package_digest: str | None = None
+_SOURCE_SUFFIXES = (".py", ".lark", ".c", ".h")
 
 
 def package_digest() -> str:
     """Identifies this package's compiler: version plus a fingerprint of its sources.
 
-    Uses file sizes and mtimes rather than contents so that a new process pays
-    microseconds, not milliseconds; any edit changes the fingerprint.
+    Uses file sizes and mtimes rather than contents so that a new process pays a
+    stat per file, not a read; any edit changes the fingerprint.
     """
     global _package_digest
     if _package_digest is None:
-        h = hashlib.sha256(__version__.encode())
-        roots = [_PACKAGE_DIR]
         from .runtime.shim import runtime_source_dir
 
-        roots.append(runtime_source_dir())
-        for root in roots:
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-                for name in sorted(filenames):
-                    if name.endswith((".py", ".lark", ".c", ".h")):
-                        st = os.stat(os.path.join(dirpath, name))
-                        h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns};".encode())
-        _package_digest = h.hexdigest()
+        files = _source_files([str(_PACKAGE_DIR), str(runtime_source_dir())])
+        text = "\n".join(f"{path}:{size}:{mtime}" for path, size, mtime in sorted(files))
+        _package_digest = hashlib.sha256(f"{__version__}\n{text}".encode()).hexdigest()
     return _package_digest
+
+
+def _source_files(roots: list[str]) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every source file under ``roots``, in no particular order."""
+    found, stack = [], list(roots)
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.name.endswith(_SOURCE_SUFFIXES):
+                    st = e.stat()
+                    found.append((e.path, st.st_size, st.st_mtime_ns))
+                elif e.name != "__pycache__" and e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+    return found
 
 
 def cache_key(parts: dict) -> str:
