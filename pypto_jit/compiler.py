@@ -14,12 +14,15 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, config
 from .errors import CompilationError
 from .frontend import ArgSpec, KernelSource
-from .ir import Module
 from .params import describe_params, directions, param_meta
+
+if TYPE_CHECKING:
+    from .ir import Module
 
 _PACKAGE_DIR = Path(__file__).parent
 
