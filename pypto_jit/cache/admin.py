@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import _KEY_RE, _kernels_dir, _read_meta, _root, _validate
+from . import _is_key, _kernels_dir, _read_meta, _root, _validate
 from .build import _discard
 
 
@@ -20,7 +20,7 @@ def _entry_dirs() -> list[Path]:
         children = list(_kernels_dir().iterdir())
     except OSError:
         return []
-    return sorted(p for p in children if _KEY_RE.fullmatch(p.name) and p.is_dir())
+    return sorted(p for p in children if _is_key(p.name) and p.is_dir())
 
 
 def _du(path: Path) -> int:
