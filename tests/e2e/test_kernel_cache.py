@@ -92,7 +92,8 @@ def test_truncated_shared_object_is_rebuilt(tmp_path, monkeypatch):
 
 
 # Modules a launch that hits the cache must not load: the compiler proper, the IR
-# parser, build-time locking, the cdef parser, and the cache's build and admin parts.
+# parser, build-time locking, the cdef parser, the cache's build and admin parts,
+# and the compiler probe.
 HEAVY = (
     "lark",
     "filelock",
@@ -106,6 +107,8 @@ HEAVY = (
     "pypto_jit.codegen",
     "pypto_jit.cache.build",
     "pypto_jit.cache.admin",
+    "pypto_jit.pipeline",
+    "pypto_jit.runtime.host_probe",
 )
 
 WARM_SCRIPT = SCRIPT + textwrap.dedent(
