@@ -11,8 +11,9 @@ Publishing is a single ``os.rename`` of a complete directory, so readers see an
 entry either whole or not at all and never need a lock. Whatever still goes
 wrong (a crash mid-write on some filesystems, a disk that filled up, a user
 editing files) is caught by the manifest in ``meta.json``: every file's size
-and sha256. A bad entry is a miss with a ``CacheWarning`` and gets rebuilt,
-never an exception.
+and sha256. A hit checks every size and, once per process, the hashes of the
+files its caller loads (``get_or_build(..., hashed=...)``; all by default). A
+bad entry is a miss with a ``CacheWarning`` and gets rebuilt, never an exception.
 
 A cache directory others can write to could be used to plant a shared library
 that we then load, so entries (and the cache dir) that are not ours or are
@@ -20,6 +21,9 @@ group/other-writable are refused the same way.
 
 Least-recently-used eviction reads the entry directory's mtime, which a lookup
 hit refreshes (at most once per entry per process, to keep hits cheap).
+
+This module is what a hit needs; building (``build``) and listing, pruning and
+clearing (``admin``) load on first use.
 """
 
 from __future__ import annotations
