@@ -8,30 +8,44 @@ the same pass, so a cache hit touches each argument once.
 from __future__ import annotations
 
 import sys
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .frontend import ArgSpec
 from .ir import types as irt
 
-_NUMPY_TYPES = {
-    np.dtype(n): irt.SCALARS[t]
-    for n, t in [
-        ("bool", "i1"),
-        ("int8", "i8"),
-        ("int16", "i16"),
-        ("int32", "i32"),
-        ("int64", "i64"),
-        ("uint8", "u8"),
-        ("uint16", "u16"),
-        ("uint32", "u32"),
-        ("uint64", "u64"),
-        ("float16", "f16"),
-        ("float32", "f32"),
-        ("float64", "f64"),
-    ]
-}
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported when first needed, not with the package: an argument that is a
+# numpy array or scalar means numpy is loaded already.
+_numpy_types: dict | None = None
+
+
+def numpy_types() -> dict:
+    global _numpy_types
+    if _numpy_types is None:
+        import numpy as np
+
+        _numpy_types = {
+            np.dtype(n): irt.SCALARS[t]
+            for n, t in [
+                ("bool", "i1"),
+                ("int8", "i8"),
+                ("int16", "i16"),
+                ("int32", "i32"),
+                ("int64", "i64"),
+                ("uint8", "u8"),
+                ("uint16", "u16"),
+                ("uint32", "u32"),
+                ("uint64", "u64"),
+                ("float16", "f16"),
+                ("float32", "f32"),
+                ("float64", "f64"),
+            ]
+        }
+    return _numpy_types
+
+
 _torch_types: dict | None = None
 
 
@@ -106,14 +120,15 @@ def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
         iargs.extend(shape)
         iargs.extend(strides)
         return (a.dtype, shape, strides, ptr & 15 == 0)
-    if isinstance(a, np.ndarray):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(a, np.ndarray):
         ptr = a.ctypes.data
         strides = _np_strides(name, a)
         iargs.append(ptr)
         iargs.extend(a.shape)
         iargs.extend(strides)
         return (a.dtype, a.shape, strides, ptr & 15 == 0)
-    if isinstance(a, (np.integer, np.floating, np.bool_)):
+    if np is not None and isinstance(a, (np.integer, np.floating, np.bool_)):
         return arg_key(name, a.item(), iargs, fargs)
     if t is TensorSpec:
         iargs.append(0)  # no data: a TensorSpec is only compiled for, never launched on
@@ -183,8 +198,10 @@ def ir_dtype(dtype: Any) -> irt.ScalarType:
     if type(dtype).__module__ == "torch":
         found = torch_types().get(dtype)
     else:
+        import numpy as np
+
         try:
-            found = _NUMPY_TYPES.get(np.dtype(dtype))
+            found = numpy_types().get(np.dtype(dtype))
         except TypeError:
             found = None
     if found is None:
@@ -195,7 +212,7 @@ def ir_dtype(dtype: Any) -> irt.ScalarType:
 def tensor_dtype(name: str, a: Any) -> irt.ScalarType:
     if isinstance(a, TensorSpec):
         return a.dtype
-    table = torch_types() if is_torch(a) else _NUMPY_TYPES
+    table = torch_types() if is_torch(a) else numpy_types()
     dt = table.get(a.dtype)
     if dt is None:
         raise TypeError(f"argument '{name}' has unsupported dtype {a.dtype}")
@@ -226,6 +243,8 @@ def arg_spec(name: str, a: Any, key: Any, specialize: bool) -> ArgSpec:
 
 def to_numpy(a: Any) -> np.ndarray:
     """A numpy view sharing memory with ``a`` (bf16 tensors as their raw uint16 bits)."""
+    import numpy as np
+
     if isinstance(a, np.ndarray):
         return a
     import torch

@@ -7,9 +7,7 @@ Only a miss parses source, hashes, and reaches the on-disk cache.
 
 from __future__ import annotations
 
-import ast
 import functools
-import hashlib
 import inspect
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +17,7 @@ from . import config
 from .arguments import _TorchTensorClass, arg_key, arg_spec
 from .compiled import CompiledKernel
 from .frontend import ArgSpec, KernelSource
+from .frontend.digest import dependency_digest
 from .language import core as lang
 from .outputs import MISSING, allocate_outputs, bind_arguments
 
@@ -239,14 +238,7 @@ class JITFunction:
     @functools.cached_property
     def dependency_digest(self) -> str:
         """Source of this kernel and of every @jit helper and constexpr global it can reach."""
-        h = hashlib.sha256(self.source.text.encode())
-        for name in sorted(_global_names(self.source.tree)):
-            value = self.fn.__globals__.get(name)
-            if isinstance(value, JITFunction) and value is not self:
-                h.update(f"{name}:jit:{value.dependency_digest};".encode())
-            elif isinstance(value, lang.constexpr):
-                h.update(f"{name}:constexpr:{value.value!r};".encode())
-        return h.hexdigest()
+        return dependency_digest(self)
 
 
 class KernelTable(dict):
@@ -367,10 +359,6 @@ def _element_strides(a: Any) -> tuple[int, ...]:
     if hasattr(a, "stride") and callable(a.stride):
         return tuple(a.stride())
     return tuple(s // a.itemsize for s in a.strides)
-
-
-def _global_names(tree: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def jit(

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from .arguments import ir_dtype, is_torch, torch_types
 from .ir import types as irt
 
@@ -151,4 +149,6 @@ def _empty(name: str, shape: tuple[int, ...], dtype: irt.ScalarType, use_torch: 
         return torch.empty(shape, dtype=torch_dtype)
     if dtype == irt.bf16:
         raise TypeError(f"output '{name}' is bfloat16, which numpy cannot hold; pass torch tensors")
+    import numpy as np  # loaded by now if the arguments were numpy arrays
+
     return np.empty(shape, dtype=dtype.np_dtype)

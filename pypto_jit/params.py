@@ -8,18 +8,21 @@ for dynamic entries) and ``direction`` (in, out or inout, read off the IR),
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .frontend import ArgSpec
-from .ir import Module, Op
 from .ir import types as irt
 from .language import core as lang
 
-_WRITES = (Op.STORE, Op.ATOMIC_RMW, Op.ATOMIC_CAS)
+if TYPE_CHECKING:
+    from .ir import Module
 
 
 def directions(module: Module) -> dict[int, str]:
     """IR parameter index -> "in" / "out" / "inout" from the loads and stores that use it."""
+    from .ir.ops import Op  # the IR proper loads with the first compile
+
+    writes_ops = (Op.STORE, Op.ATOMIC_RMW, Op.ATOMIC_CAS)
     reads: set[int] = set()
     writes: set[int] = set()
     for op in module.walk():
@@ -28,7 +31,7 @@ def directions(module: Module) -> dict[int, str]:
             continue
         if op.op is Op.LOAD:
             reads.add(k)
-        elif op.op in _WRITES:
+        elif op.op in writes_ops:
             writes.add(k)
     out = {}
     for k, p in enumerate(module.params):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..errors import CompilationError
-from ..ir import Builder, Module, Param
-from ..ir import types as irt
 from .source import KernelSource
 from .spec import ArgSpec
+
+if TYPE_CHECKING:
+    from ..ir import Module
 
 __all__ = ["ArgSpec", "KernelSource", "lower"]
 
@@ -19,7 +20,11 @@ def lower(src: KernelSource, names: Sequence[str], specs: Sequence[ArgSpec]) -> 
     Tensor and scalar parameters become IR parameters (in order); constexpr
     parameters are bound to their values and disappear.
     """
-    from .lowering import Lowering, LoweringContext  # the whole frontend, on first compile
+    # The whole frontend and the IR proper load on the first compile, not with the package.
+    from ..errors import CompilationError
+    from ..ir import Builder, Module, Param
+    from ..ir import types as irt
+    from .lowering import Lowering, LoweringContext
     from .values import Tensor
 
     params, arg_types = [], []

@@ -1,16 +1,16 @@
 """The IR: types, ops, nodes, builder, printer/parser and verifier."""
 
-from .builder import Builder
-from .infer import IRTypeError, infer
-from .nodes import Block, Module, Operation, Param, Value, structurally_equal
-from .ops import Op
 from .types import BlockType, PtrType, ScalarType, Type, parse_type
 
-# The textual form and the verifier load on first use: a launch that hits the cache
-# needs neither (and the parser pulls in lark).
+# Only the types load with the package: a launch that hits the cache needs them for
+# dtypes, and nothing else here (the nodes, the builder and type inference cost a
+# new process milliseconds; the parser pulls in lark).
 _LAZY = {
-    "IRParseError": "parser", "parse_module": "parser", "print_module": "printer",
-    "VerifyError": "verifier", "verify": "verifier",
+    "Builder": "builder", "IRTypeError": "infer", "infer": "infer", "Block": "nodes",
+    "Module": "nodes", "Operation": "nodes", "Param": "nodes", "Value": "nodes",
+    "structurally_equal": "nodes", "Op": "ops", "IRParseError": "parser",
+    "parse_module": "parser", "print_module": "printer", "VerifyError": "verifier",
+    "verify": "verifier",
 }  # fmt: skip
 
 

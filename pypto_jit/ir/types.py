@@ -13,8 +13,10 @@ Types are frozen dataclasses, compared and hashed by value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class ScalarType:
     @property
     def np_dtype(self) -> np.dtype:
         """The numpy dtype holding this type (bf16 is held as float32 by the interpreter)."""
+        import numpy as np  # not with the package: a launch on torch tensors never needs it
+
         return np.dtype(_NUMPY[self.name])
 
     def __str__(self) -> str:

@@ -24,11 +24,8 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import cffi
 
 from pypto_jit import config
 from pypto_jit.runtime import compiler
@@ -98,14 +95,17 @@ def runtime_source_dir() -> Path:
     return _PACKAGE_DIR / "_runtime_c"
 
 
-@dataclass(frozen=True)
 class LoadedKernel:
     """A dlopened kernel object. Keep it alive as long as ``fn`` may be called."""
 
-    path: Path
-    lib: Any  # the cffi library handle
-    fn: Any  # cdata pypto_program_fn, an argument of lib.pypto_launch
-    stack_bytes: int
+    # A plain class: creating a dataclass costs a new process half a millisecond.
+    __slots__ = ("path", "lib", "fn", "stack_bytes")
+
+    def __init__(self, path: Path, lib: Any, fn: Any, stack_bytes: int):
+        self.path = path
+        self.lib = lib  # the cffi library handle
+        self.fn = fn  # cdata pypto_program_fn, an argument of lib.pypto_launch
+        self.stack_bytes = stack_bytes
 
 
 class Runtime:
@@ -207,7 +207,7 @@ def runtime() -> Runtime:
 def build_runtime() -> Path:
     """Path of the shim library for the current sources and compiler, building it if needed."""
     src = runtime_source_dir()
-    sources = sorted((src / "src").glob("*.c"))
+    sources = _listed(src / "src", ".c")
     if not sources:
         raise RuntimeError(f"runtime sources not found under {src}")
     cmd_flags = [*_SHIM_FLAGS, "-I", str(src / "include")]
@@ -224,12 +224,26 @@ def build_runtime() -> Path:
 def _build_key(src: Path, sources: list[Path], flags: list[str]) -> str:
     h = hashlib.sha256()
     h.update(f"abi={ABI_VERSION}\0cc={compiler.cc_identity()}\0".encode())
-    h.update(f"cffi={cffi.__version__}\0".encode())  # the pre-parsed ffi module is per version
+    # The pre-parsed ffi module is per cffi version; _cffi_backend carries it without the
+    # cffi package, which a warm start does not import (it costs milliseconds).
+    import _cffi_backend
+
+    h.update(f"cffi={_cffi_backend.__version__}\0".encode())
     h.update(CDEF.encode())
     h.update("\0".join(flags[: len(_SHIM_FLAGS)]).encode())  # not the -I path: moves with venvs
-    for path in [*sorted((src / "include").glob("*.h")), *sources]:
+    for path in [*_listed(src / "include", ".h"), *sources]:
         h.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:20]
+
+
+def _listed(directory: Path, suffix: str) -> list[Path]:
+    """The files in ``directory`` ending in ``suffix``, sorted. Path.glob would compile a
+    pattern into a regex first, which costs a new process more than the listing."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return [directory / n for n in sorted(names) if n.endswith(suffix)]
 
 
 def _build_locked(root: Path, final: Path, sources: list[Path], flags: list[str]) -> None:
@@ -276,6 +290,8 @@ def check_private(path: Path) -> None:
 
 
 def _emit_ffi_module(path: Path) -> None:
+    import cffi
+
     builder = cffi.FFI()
     builder.cdef(CDEF)
     builder.set_source(FFI_MODULE, None)
@@ -293,6 +309,8 @@ def _load_ffi(module_path: Path) -> Any:
         spec.loader.exec_module(module)
         return module.ffi
     except Exception:  # missing, truncated, or from another cffi: parsing is only slower
+        import cffi
+
         ffi = cffi.FFI()
         ffi.cdef(CDEF)
         return ffi

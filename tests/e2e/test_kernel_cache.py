@@ -89,3 +89,50 @@ def test_truncated_shared_object_is_rebuilt(tmp_path, monkeypatch):
     status, again = run_script(tmp_path, "cpu")
     assert status == "BUILT" and again == path
     assert so.stat().st_size > 100
+
+
+# Modules a launch that hits the cache must not load: the compiler proper, the IR
+# parser, build-time locking, the cdef parser, the cache's build and admin parts,
+# and the compiler probe.
+HEAVY = (
+    "lark",
+    "filelock",
+    "cffi",
+    "pycparser",
+    "pypto_jit.frontend.lowering",
+    "pypto_jit.ir.builder",
+    "pypto_jit.ir.parser",
+    "pypto_jit.ir.printer",
+    "pypto_jit.passes",
+    "pypto_jit.codegen",
+    "pypto_jit.cache.build",
+    "pypto_jit.cache.admin",
+    "pypto_jit.pipeline",
+    "pypto_jit.runtime.host_probe",
+)
+
+WARM_SCRIPT = SCRIPT + textwrap.dedent(
+    f"""
+    heavy = [m for m in {HEAVY!r} if m in sys.modules]
+    print("HEAVY", ",".join(heavy) or "-")
+    """
+)
+
+
+@needs_cc
+@pytest.mark.parametrize("backend", ["cpu", "sim"])
+def test_a_warm_first_launch_loads_no_compiler_modules(tmp_path, monkeypatch, backend):
+    monkeypatch.setenv("PYPTO_CACHE_DIR", str(tmp_path / "cache"))
+    script = tmp_path / "warm_script.py"
+    script.write_text(WARM_SCRIPT)
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, str(script), backend], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.split())
+    cold, warm = runs
+    assert cold[0] == "BUILT" and "pypto_jit.passes" in cold[3]  # the check sees a compile
+    assert warm[:2] == ["REUSED", cold[1]]
+    assert warm[2:] == ["HEAVY", "-"]

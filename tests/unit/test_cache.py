@@ -378,3 +378,52 @@ def test_meta_returned_on_build_equals_meta_on_hit(cache_dir):
     _, built_meta, _ = cache.get_or_build("k1", build)
     _, hit_meta, built = cache.get_or_build("k1", build)
     assert not built and built_meta == hit_meta and hit_meta["signature"] == ["i32", "fp32"]
+
+
+HASHED_CHILD = r"""
+import sys, warnings
+from pypto_jit import cache
+
+def build(d):
+    (d / "kernel.so").write_bytes(b"x" * 1000)
+    return {}
+
+hashed = None if sys.argv[1] == "all" else tuple(sys.argv[1].split(","))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    path, meta, built = cache.get_or_build("k1", build, hashed=hashed)
+print("BUILT" if built else "HIT", *(str(w.message) for w in caught))
+"""
+
+
+def hit_in_new_process(cache_dir, hashed: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", HASHED_CHILD, hashed],
+        env=child_env(cache_dir),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+@pytest.mark.parametrize("damaged", ["kernel.so", "kernel.c"])
+def test_a_hit_hashes_the_files_it_is_told_to(cache_dir, damaged):
+    path, _, _ = cache.get_or_build("k1", Builder())
+    f = path / damaged
+    data = bytearray(f.read_bytes())
+    data[3] ^= 0xFF  # same size: only the sha256 can tell
+    f.write_bytes(bytes(data))
+    out = hit_in_new_process(cache_dir, "kernel.so")
+    if damaged == "kernel.so":
+        assert out.startswith("BUILT") and "does not match its sha256" in out
+    else:  # a listing the caller does not load right away is not read
+        assert out.strip() == "HIT"
+        assert hit_in_new_process(cache_dir, "all").startswith("BUILT")
+
+
+def test_a_hit_checks_every_size_whatever_it_hashes(cache_dir):
+    path, _, _ = cache.get_or_build("k1", Builder())
+    (path / "kernel.c").write_text("")
+    out = hit_in_new_process(cache_dir, "kernel.so")
+    assert out.startswith("BUILT") and "kernel.c has 0 bytes" in out

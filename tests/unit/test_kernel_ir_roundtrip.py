@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from pypto_jit.arguments import arg_key
-from pypto_jit.compiler import compile_module
 from pypto_jit.ir import structurally_equal
 from pypto_jit.ir.parser import parse_module
 from pypto_jit.ir.printer import print_module
+from pypto_jit.pipeline import compile_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
