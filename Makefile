@@ -24,6 +24,7 @@ demo: install
 bench: install
 	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install -q -e '.[test,bench]'
 	mkdir -p build/bench
+	$(PY) -m compileall -q pypto_jit  # first-call timings as after a normal install
 	for t in tutorials/[0-9][0-9]_*.py; do $(PY) $$t --bench --out build/bench || exit 1; done
 	$(PY) tutorials/speed_targets.py --out build/bench
 

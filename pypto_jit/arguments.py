@@ -81,6 +81,17 @@ class _TorchTensorClass:
             for listener in cls.listeners:
                 listener(t)
 
+    @classmethod
+    def probe(cls) -> None:
+        """Learn the class now if torch is already imported."""
+        torch = sys.modules.get("torch")
+        if (
+            cls.cls is None
+            and torch is not None
+            and isinstance(getattr(torch, "Tensor", None), type)
+        ):
+            cls.found(torch.Tensor)
+
 
 def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:
     """Hashable specialization key of one (non-constexpr) argument; appends its slots."""

@@ -91,22 +91,28 @@ class JITFunction:
 
     def _make_dispatch(self) -> Any:
         """The C launch path when it can serve this kernel, else the Python launcher."""
-        launcher = self._launcher
-        if launcher != self.run:
+        if self._can_generate_launcher:
             from .runtime import fastpath
 
             if fastpath.enabled(len(self.arg_names)):
-                return fastpath.dispatcher(self, launcher)
-        return _PythonDispatch(launcher)
+                # The Python launcher is generated on its first use (it costs a new process
+                # half a millisecond to compile, and a warm cache hit never needs it).
+                return fastpath.dispatcher(self, lambda: self._launcher)
+        return _PythonDispatch(self._launcher)
+
+    @property
+    def _can_generate_launcher(self) -> bool:
+        """False for kernels with ``pl.Out`` parameters or names the launcher reserves."""
+        reserved = {"grid", "num_threads", "backend"}
+        return not self.outs and not any(
+            n in reserved or n.startswith("_L_") for n in self.arg_names
+        )
 
     @functools.cached_property
     def _launcher(self) -> Callable[..., Any]:
         """``run``, or for kernels without ``pl.Out`` parameters a faster equivalent
         generated for this signature (Python binds the arguments; no loops over them)."""
-        reserved = {"grid", "num_threads", "backend"}
-        if self.outs or any(n in reserved or n.startswith("_L_") for n in self.arg_names):
-            return self.run
-        return _generate_launcher(self)
+        return _generate_launcher(self) if self._can_generate_launcher else self.run
 
     # -- signature --------------------------------------------------------------
     @property

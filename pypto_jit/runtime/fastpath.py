@@ -17,6 +17,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,8 @@ def _load(path: Path) -> Any:
     _TorchTensorClass.listeners.append(mod.set_tensor_type)
     if _TorchTensorClass.cls is not None:
         mod.set_tensor_type(_TorchTensorClass.cls)
+    else:  # so that the first launch on torch tensors already runs in C
+        _TorchTensorClass.probe()
     return mod
 
 
@@ -104,15 +107,15 @@ def launch_address() -> int:
     return int(rt.ffi.cast("uintptr_t", rt.lib.pypto_launch))
 
 
-def dispatcher(k: Any, launcher: Any) -> Any:
-    """The C dispatcher of JITFunction ``k``; ``launcher`` is its Python launch path."""
+def dispatcher(k: Any, launcher: Callable[[], Any]) -> Any:
+    """The C dispatcher of JITFunction ``k``; ``launcher()`` returns its Python launch path."""
     from pypto_jit.compiled import check_grid
 
     missing = object()
     names = tuple(sys.intern(n) for n in k.arg_names)
 
     def slow(grid: Any, *args: Any, **kwargs: Any) -> Any:
-        return launcher(*args, grid=grid, **kwargs)
+        return launcher()(*args, grid=grid, **kwargs)
 
     d = module().Dispatcher(
         names,

@@ -278,3 +278,15 @@ def test_replacing_a_kernel_in_the_dict_is_seen(monkeypatch):
     fast._kernels[key2] = fast._kernels[key3]  # the factor-2 key now launches the factor-3 one
     fast[(1,)](x, out, 8, FACTOR=2, MODE="pos", BLOCK=8)
     torch.testing.assert_close(out, 3 * x)
+
+
+def test_a_hit_through_c_never_generates_the_python_launcher():
+    k = pypto.jit(axpy)
+    x = torch.arange(8, dtype=torch.float32)
+    out = torch.empty(8)
+    k[(1,)](x, x, out, 8, 1.0, 0, False, BLOCK=8)
+    k[(1,)](x, x, out, 8, 1.0, 0, False, BLOCK=8)
+    assert "_launcher" not in vars(k)  # generated lazily, for the Python path only
+    torch.testing.assert_close(out, 2 * x)
+    k[(1,)](x.numpy(), x, out, 8, 1.0, 0, False, BLOCK=8)  # numpy: the Python path
+    assert "_launcher" in vars(k)
