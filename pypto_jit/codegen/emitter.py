@@ -108,8 +108,10 @@ class Emitter:
         self._lets: list[str] | None = None  # the loop body being built, if any
         self._memo: dict[tuple[Value, str], str] = {}
         self._measuring = False
+        self._true: set[Value] = set()  # masks known to be true in the loop being built
         self._count = 0
         self.param_of: dict[Value, int] = {v: k for k, v in enumerate(module.body.args)}
+        self.defs: dict[Value, Operation] = {v: op for op in module.walk() for v in op.results}
 
     # -- output ------------------------------------------------------------------
     def emit(self, line: str) -> None:
@@ -210,6 +212,8 @@ class Emitter:
 
     def lane(self, v: Value, ix: str = "i") -> str:
         """C expression for lane ``ix`` of ``v`` (``v`` itself for scalars)."""
+        if v in self._true:
+            return "1"
         lanes = self._lanes.get(v)
         if lanes is not None:
             if v in self._fused:
@@ -239,6 +243,18 @@ class Emitter:
                 self._lets.append(f"{self._names[v]}[{ix}] = {local};")
                 self._taken.add(v)
         return local
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def body_where_true(self, mask: Value, head: str, build: Callable[[], str]) -> None:
+        """``body(head, build)`` for a loop whose lanes all have ``mask`` true (a prefix
+        mask cut to its count), so the lanes read unmasked."""
+        self._true.add(mask)
+        try:
+            self.body(head, build)
+        finally:
+            self._true.discard(mask)
 
     def fill(self, v: Value) -> None:
         """Fill the array of pending ``v`` with a loop of its own, here."""

@@ -15,6 +15,7 @@ from .cse import cse
 from .dce import dce
 from .fusion import fuse
 from .mask_simplify import mask_simplify
+from .prefix_mask import mark_prefix_masks
 from .streaming import stream_stores
 
 Pass = Callable[[Module], Module]
@@ -39,6 +40,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("address", annotate_addresses),
     ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
     ("streaming", stream_stores),  # reads fusion's ``fuse`` attrs
+    ("prefix_mask", mark_prefix_masks),  # reads address's ``contig`` attrs
 ]
 
 
@@ -73,5 +75,5 @@ def run_pipeline(
 
 __all__ = [
     "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "cse", "dce",
-    "fuse", "mask_simplify", "run_pipeline", "stream_stores",
+    "fuse", "mark_prefix_masks", "mask_simplify", "run_pipeline", "stream_stores",
 ]  # fmt: skip

@@ -965,7 +965,7 @@ def test_pipeline_names_the_pass_that_broke_the_ir():
 def test_pipeline_default_list_is_the_documented_order():
     assert [name for name, _ in PIPELINE] == [
         "canonicalize", "cse", "dce", "mask_simplify", "canonicalize", "dce", "address",
-        "fusion", "streaming",
+        "fusion", "streaming", "prefix_mask",
     ]  # fmt: skip
 
 
