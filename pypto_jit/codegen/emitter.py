@@ -32,12 +32,13 @@ parameter they come from (``p<k>``); a tensor parameter itself is offset 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import SourceLoc
 from ..ir.nodes import Block, Module, Operation, Value
-from ..ir.ops import TERMINATORS, Op
+from ..ir.ops import ELEMENTWISE, TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
 from .ctype import reg
 
@@ -46,6 +47,8 @@ RULES: dict[Op, Rule] = {}
 # A virtual block whose lane expression grows past this is stored instead (bounds the
 # recomputation, and the blow-up of expressions that use a value twice).
 _MAX_VIRTUAL_CHARS = 240
+# Ops whose lane j reads lane j of their block operands (``prefix_masks`` looks through them).
+_LANEWISE = ELEMENTWISE | {Op.LOAD}
 
 
 class Ix(str):
@@ -244,17 +247,43 @@ class Emitter:
                 self._taken.add(v)
         return local
 
-    def has_pending(self) -> bool:
-        return bool(self._pending)
-
-    def body_where_true(self, mask: Value, head: str, build: Callable[[], str]) -> None:
-        """``body(head, build)`` for a loop whose lanes all have ``mask`` true (a prefix
-        mask cut to its count), so the lanes read unmasked."""
-        self._true.add(mask)
+    @contextmanager
+    def assume_true(self, masks: Iterable[Value]) -> Iterator[None]:
+        """Inside: lanes of ``masks`` read as ``1`` (a loop cut to the active lanes of prefix
+        masks, ``passes.prefix_mask``), so the loads they guard read unmasked."""
+        added = set(masks) - self._true
+        self._true |= added
         try:
-            self.body(head, build)
+            yield
         finally:
-            self._true.discard(mask)
+            self._true -= added
+
+    def prefix_masks(self, v: Value) -> list[Value]:
+        """The prefix masks (``prefix`` LT ops) that lane ``j`` of the 1-D block ``v`` reads
+        at their own lane ``j``: through elementwise ops and loads of the same shape."""
+        shape, seen, out, todo = v.type.shape, set(), [], [v]
+        while todo:
+            x = todo.pop()
+            op = self.defs.get(x)
+            if x in seen or op is None or not isinstance(x.type, BlockType):
+                continue
+            seen.add(x)
+            stored = x in self._names and x not in self._pending
+            if x.type.shape != shape or op.op not in _LANEWISE or stored:
+                continue  # another lane mapping, or a stored array: no mask is read here
+            if op.op is Op.LT and op.attr("prefix"):
+                out.append(x)
+            todo.extend(op.operands)
+        return out
+
+    def prefix_count(self, mask: Value) -> str:
+        """C expression: how many leading lanes of prefix ``mask`` are surely true (the
+        lanes after them are for a masked loop)."""
+        a, bound = self.defs[mask].operands
+        n = mask.type.shape[0]
+        zero = Ix("0", "0", "0", n)
+        a0, b = self.lane(a, zero), self.lane(bound, zero)
+        return f"pypto_prefix({a0}, {b}, {n})"
 
     def fill(self, v: Value) -> None:
         """Fill the array of pending ``v`` with a loop of its own, here."""

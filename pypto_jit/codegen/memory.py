@@ -148,7 +148,7 @@ def _store(r: Emitter, op: Operation) -> None:
 
     if op.attr("stream") and r.mode == "cpu":
         _stream(r, op, stmt)
-    elif op.attr("prefix") and not r.has_pending():
+    elif op.attr("prefix"):
         _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
     elif op.attr("contig"):
         _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
@@ -158,25 +158,17 @@ def _store(r: Emitter, op: Operation) -> None:
 
 
 def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build) -> None:
-    """A one-row STORE masked by ``a < n`` with ``a``'s lanes ``a[0] + j``
-    (``passes.prefix_mask``): the loop runs the ``n - a[0]`` active lanes, unmasked, unless
-    ``a`` wraps around int32 within the row (then the masked loop). Nothing pending may be
-    filled by it: it does not visit every lane."""
+    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): its active lanes by
+    a loop that reads them unmasked, then the rest by the masked loop (nothing, unless the
+    mask's offsets wrap around int32)."""
     ptr, _, mask = op.operands
-    a, bound = r.defs[mask].operands
     cols = ptr.type.shape[0]
-    zero = Ix("0", "0", "0", cols)
     ix = Ix("j", "0", "j", cols)
-    r.open(f"{{ {row_ptr}{r.lane(ptr, zero)};")
-    r.emit(f"const int32_t a0_ = {r.lane(a, zero)};")
-    r.open(f"if (a0_ <= INT32_MAX - {cols - 1}) {{")
-    r.emit(f"const int64_t n_ = (int64_t)({r.lane(bound, zero)}) - a0_;")
-    r.emit(f"const int32_t m_ = n_ < 0 ? 0 : n_ > {cols} ? {cols} : (int32_t)n_;")
-    r.body_where_true(mask, "for (int32_t j = 0; j < m_; ++j)", lambda: build(ix))
-    r.close("} else {")
-    r.depth += 1
-    r.body(f"for (int32_t j = 0; j < {cols}; ++j)", lambda: build(ix))
-    r.close()
+    r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
+    r.emit(f"const int32_t m_ = {r.prefix_count(mask)};")
+    with r.assume_true([mask]):
+        r.body("for (int32_t j = 0; j < m_; ++j)", lambda: build(ix))
+    r.body(f"for (int32_t j = m_; j < {cols}; ++j)", lambda: build(ix))
     r.close()
 
 

@@ -266,6 +266,18 @@ static inline void pypto_sfence(void) {
 """,
         (),
     ),
+    # How many leading lanes of a prefix mask ``a0 + j < n`` (j < lanes) are true: those below
+    # n - a0, where a0 + j < n cannot have wrapped around int32 (lanes past them that wrap
+    # and compare true are left to the masked loop that follows).
+    "pypto_prefix": (
+        """\
+static inline int32_t pypto_prefix(int32_t a0, int32_t n, int32_t lanes) {
+  int64_t k = (int64_t)n - a0;
+  return k < 0 ? 0 : k > lanes ? lanes : (int32_t)k;
+}
+""",
+        (),
+    ),
     # Sim mode: the extent [lo, lo + span) of a tensor from its shape and strides.
     "pypto_span": (
         """\
