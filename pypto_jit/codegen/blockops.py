@@ -88,7 +88,8 @@ def _reduce(r: Emitter, op: Operation) -> None:
     if kind in ("argmax", "argmin"):
         _arg_extreme(r, t, kind, n, inner, x, out)
     elif inner == 1 and t.is_float and n >= 2 * _partial_count(t):
-        _partials(r, t, kind, n, x, out)
+        masks = r.prefix_masks(src) if len(src.type.shape) == 1 else []
+        _partials(r, t, kind, n, x, out, masks)
     elif inner == 1:  # a scalar accumulator: gcc vectorizes integer reductions itself
         a = _acc_type(t)
         r.emit(f"{reg(a)} acc = {_identity(kind, a)};")
@@ -112,7 +113,7 @@ def _combine(kind: str, a: ScalarType, acc: str, x: str) -> str:
     return f"{{ const {reg(a)} y_ = {x}; {acc} = {exprs.binary(_COMBINE[kind], a, acc, 'y_')}; }}"
 
 
-def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
+def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out, masks=()) -> None:
     """Reduce one row of ``n`` floats in the fixed interleaved-partials order: partial ``w``
     takes elements ``w, w + W, w + 2W, ...`` (``W``: two 64-byte vectors of the accumulator
     type), then the partials combine as a tree, ``w`` with ``w + W/2``, and so on.
@@ -122,7 +123,8 @@ def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
     extension) carry the partials across chunks in registers, as two independent chains, and
     the tree works on halves of them. max/min keep the chain to a compare and a blend: a NaN
     counts as +inf (-inf for min), and a result of +inf is checked by a second pass that
-    makes it NaN if a lane is NaN."""
+    makes it NaN if a lane is NaN. The chunks whose lanes all have the prefix ``masks``
+    true come first, in a loop that reads them unmasked (the same chunks, in the same order)."""
     a = _acc_type(t)
     vl = 64 // a.itemsize
     w = 2 * vl
@@ -141,14 +143,26 @@ def _partials(r: Emitter, t: ScalarType, kind: str, n: int, x, out) -> None:
     r.emit(f"{vec} p0_, p1_;")
     r.emit(f"memcpy(&p0_, {part}, 64); memcpy(&p1_, {part} + {vl}, 64);")
     chunks = n // w
-    r.open(f"for (int32_t c = 0; c < {chunks}; ++c) {{")
-    r.emit(f"_Alignas(64) {reg(a)} y_[{w}];")
-    r.body(f"for (int32_t w = 0; w < {w}; ++w)", lambda: f"y_[w] = {lane(f'c * {w} + w')};",
-           "PYPTO_LANES")  # fmt: skip
-    r.emit(f"{vec} y0_, y1_;")
-    r.emit(f"memcpy(&y0_, y_, 64); memcpy(&y1_, y_ + {vl}, 64);")
-    r.emit(f"{_vcombine(kind, a, 64, 'p0_', 'y0_')} {_vcombine(kind, a, 64, 'p1_', 'y1_')}")
-    r.close()
+
+    def chunk_loop(lo: str, hi: str) -> None:
+        r.open(f"for (int32_t c = {lo}; c < {hi}; ++c) {{")
+        r.emit(f"_Alignas(64) {reg(a)} y_[{w}];")
+        r.body(f"for (int32_t w = 0; w < {w}; ++w)", lambda: f"y_[w] = {lane(f'c * {w} + w')};",
+               "PYPTO_LANES")  # fmt: skip
+        r.emit(f"{vec} y0_, y1_;")
+        r.emit(f"memcpy(&y0_, y_, 64); memcpy(&y1_, y_ + {vl}, 64);")
+        r.emit(f"{_vcombine(kind, a, 64, 'p0_', 'y0_')} {_vcombine(kind, a, 64, 'p1_', 'y1_')}")
+        r.close()
+
+    if masks and chunks:
+        r.emit(f"int32_t cf_ = {chunks};")
+        for mk in masks:
+            r.emit(f"{{ const int32_t k_ = {r.prefix_count(mk)} / {w}; if (k_ < cf_) cf_ = k_; }}")
+        with r.assume_true(masks):
+            chunk_loop("0", "cf_")
+        chunk_loop("cf_", str(chunks))
+    else:
+        chunk_loop("0", str(chunks))
     if n % w:  # the tail folds into the first partials
         tail = f"{chunks * w} + w"
         r.emit(f"memcpy({part}, &p0_, 64); memcpy({part} + {vl}, &p1_, 64);")

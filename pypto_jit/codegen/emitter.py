@@ -32,12 +32,13 @@ parameter they come from (``p<k>``); a tensor parameter itself is offset 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import SourceLoc
 from ..ir.nodes import Block, Module, Operation, Value
-from ..ir.ops import TERMINATORS, Op
+from ..ir.ops import ELEMENTWISE, TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
 from .ctype import reg
 
@@ -46,6 +47,8 @@ RULES: dict[Op, Rule] = {}
 # A virtual block whose lane expression grows past this is stored instead (bounds the
 # recomputation, and the blow-up of expressions that use a value twice).
 _MAX_VIRTUAL_CHARS = 240
+# Ops whose lane j reads lane j of their block operands (``prefix_masks`` looks through them).
+_LANEWISE = ELEMENTWISE | {Op.LOAD}
 
 
 class Ix(str):
@@ -108,8 +111,10 @@ class Emitter:
         self._lets: list[str] | None = None  # the loop body being built, if any
         self._memo: dict[tuple[Value, str], str] = {}
         self._measuring = False
+        self._true: set[Value] = set()  # masks known to be true in the loop being built
         self._count = 0
         self.param_of: dict[Value, int] = {v: k for k, v in enumerate(module.body.args)}
+        self.defs: dict[Value, Operation] = {v: op for op in module.walk() for v in op.results}
 
     # -- output ------------------------------------------------------------------
     def emit(self, line: str) -> None:
@@ -210,6 +215,8 @@ class Emitter:
 
     def lane(self, v: Value, ix: str = "i") -> str:
         """C expression for lane ``ix`` of ``v`` (``v`` itself for scalars)."""
+        if v in self._true:
+            return "1"
         lanes = self._lanes.get(v)
         if lanes is not None:
             if v in self._fused:
@@ -239,6 +246,44 @@ class Emitter:
                 self._lets.append(f"{self._names[v]}[{ix}] = {local};")
                 self._taken.add(v)
         return local
+
+    @contextmanager
+    def assume_true(self, masks: Iterable[Value]) -> Iterator[None]:
+        """Inside: lanes of ``masks`` read as ``1`` (a loop cut to the active lanes of prefix
+        masks, ``passes.prefix_mask``), so the loads they guard read unmasked."""
+        added = set(masks) - self._true
+        self._true |= added
+        try:
+            yield
+        finally:
+            self._true -= added
+
+    def prefix_masks(self, v: Value) -> list[Value]:
+        """The prefix masks (``prefix`` LT ops) that lane ``j`` of the 1-D block ``v`` reads
+        at their own lane ``j``: through elementwise ops and loads of the same shape."""
+        shape, seen, out, todo = v.type.shape, set(), [], [v]
+        while todo:
+            x = todo.pop()
+            op = self.defs.get(x)
+            if x in seen or op is None or not isinstance(x.type, BlockType):
+                continue
+            seen.add(x)
+            stored = x in self._names and x not in self._pending
+            if x.type.shape != shape or op.op not in _LANEWISE or stored:
+                continue  # another lane mapping, or a stored array: no mask is read here
+            if op.op is Op.LT and op.attr("prefix"):
+                out.append(x)
+            todo.extend(op.operands)
+        return out
+
+    def prefix_count(self, mask: Value) -> str:
+        """C expression: how many leading lanes of prefix ``mask`` are surely true (the
+        lanes after them are for a masked loop)."""
+        a, bound = self.defs[mask].operands
+        n = mask.type.shape[0]
+        zero = Ix("0", "0", "0", n)
+        a0, b = self.lane(a, zero), self.lane(bound, zero)
+        return f"pypto_prefix({a0}, {b}, {n})"
 
     def fill(self, v: Value) -> None:
         """Fill the array of pending ``v`` with a loop of its own, here."""

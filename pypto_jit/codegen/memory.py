@@ -148,11 +148,28 @@ def _store(r: Emitter, op: Operation) -> None:
 
     if op.attr("stream") and r.mode == "cpu":
         _stream(r, op, stmt)
+    elif op.attr("prefix"):
+        _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
     elif op.attr("contig"):
         _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
     else:
         n = ptr.type.numel
         r.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: stmt(f"p{k}[{r.lane(ptr)}]", "i"))
+
+
+def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build) -> None:
+    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): its active lanes by
+    a loop that reads them unmasked, then the rest by the masked loop (nothing, unless the
+    mask's offsets wrap around int32)."""
+    ptr, _, mask = op.operands
+    cols = ptr.type.shape[0]
+    ix = Ix("j", "0", "j", cols)
+    r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
+    r.emit(f"const int32_t m_ = {r.prefix_count(mask)};")
+    with r.assume_true([mask]):
+        r.body("for (int32_t j = 0; j < m_; ++j)", lambda: build(ix))
+    r.body(f"for (int32_t j = m_; j < {cols}; ++j)", lambda: build(ix))
+    r.close()
 
 
 # Lanes per chunk of a streamed store: 256 bytes, four 64-byte lines.

@@ -160,6 +160,46 @@ static inline float pypto_expf(float x) {
 """,
         ("pypto_f2u", "pypto_u2f"),
     ),
+    # exp of a whole f32 block, in place (an EXP op's own loop, ``rules.py``): with AVX-512,
+    # the same steps as pypto_expf on 16 lanes, but 2^k applied by one VSCALEFPS (exact
+    # scaling, one rounding: what the two factors do) and x clamped first (the scaling
+    # then overflows to inf and underflows to 0 itself). About 30% fewer instructions than
+    # the vectorized pypto_expf; the same bits for every float (checked exhaustively). The
+    # last partial vector is a masked load and store.
+    "pypto_expf_n": (
+        """\
+#if defined(__AVX512F__)
+static inline __m512 pypto_expf_v16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* a NaN x: the second operand, NaN */
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+  __m512 kf = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), _mm512_set1_ps(0x1.8p23f));
+  __m512 k = _mm512_sub_ps(kf, _mm512_set1_ps(0x1.8p23f));
+  __m512 r = _mm512_fmadd_ps(k, _mm512_set1_ps(-0x1.62e4p-1f), x);
+  r = _mm512_fmadd_ps(k, _mm512_set1_ps(-0x1.7f7d1cp-20f), r);
+  __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(0x1.6a197ap-10f), r, _mm512_set1_ps(0x1.123f80p-7f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0x1.555916p-5f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0x1.55548ap-3f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(0x1.fffffcp-2f));
+  __m512 e = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r));
+  return _mm512_scalef_ps(e, k);
+}
+#endif
+static inline void pypto_expf_n(float *x, int32_t n) {
+  int32_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, pypto_expf_v16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(x + i, m, pypto_expf_v16(_mm512_maskz_loadu_ps(m, x + i)));
+    i = n;
+  }
+#endif
+  PYPTO_IVDEP
+  for (; i < n; ++i) x[i] = pypto_expf(x[i]);
+}
+""",
+        ("pypto_expf",),
+    ),
     "pypto_erff": (
         """\
 /* erf(x) = x + x P(x^2) below 1.25 (P: degree 7); R(|x| - 2.585) up to 3.92 (R: degree 12,
@@ -222,6 +262,18 @@ static inline void pypto_sfence(void) {
 #if defined(__SSE2__)
   _mm_sfence();
 #endif
+}
+""",
+        (),
+    ),
+    # How many leading lanes of a prefix mask ``a0 + j < n`` (j < lanes) are true: those below
+    # n - a0, where a0 + j < n cannot have wrapped around int32 (lanes past them that wrap
+    # and compare true are left to the masked loop that follows).
+    "pypto_prefix": (
+        """\
+static inline int32_t pypto_prefix(int32_t a0, int32_t n, int32_t lanes) {
+  int64_t k = (int64_t)n - a0;
+  return k < 0 ? 0 : k > lanes ? lanes : (int32_t)k;
 }
 """,
         (),
@@ -299,7 +351,7 @@ def prelude(body: str) -> str:
     for name in sorted(set(_NAME.findall(body)) & _SNIPPETS.keys()):
         need(name)
     header = HEADER + ("#include <stdio.h>\n" if "printf(" in body else "")
-    if "pypto_stream256" in body:
+    if "pypto_stream256" in body or "pypto_expf_n" in body:
         header += "#if defined(__SSE2__)\n#include <immintrin.h>\n#endif\n"
     parts = [header, _IVDEP]
     if any(re.search(rf"\b{f}f?\(", body) for f in _MVEC_FUNCS):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..ir.nodes import Operation, Value
 from ..ir.ops import BINARY, COMPARE, UNARY, Op
 from ..ir.types import BlockType, elem, is_ptr, scalar_of
-from ..passes.fusion import cheap
+from ..passes.fusion import cheap, own_loop_exp
 from . import exprs
 from .ctype import literal
 from .emitter import Emitter, Lanes, c_type, rule
@@ -130,7 +130,19 @@ def _strided_copy(r: Emitter, dst: str, src: Value, dshape, sstrides) -> None:
 @rule(*UNARY)
 def _unary(r: Emitter, op: Operation) -> None:
     t = scalar_of(op.operands[0].type)
+    if own_loop_exp(op) and op.attr("fuse") is None:
+        _exp_block(r, op)
+        return
     r.elementwise(op, lambda a: exprs.unary(op.op, t, a))
+
+
+def _exp_block(r: Emitter, op: Operation) -> None:
+    """An f32 EXP block: its argument's lanes into its array, then ``pypto_expf_n`` on the
+    array (explicit vector code, which a loop gcc vectorizes cannot call inline)."""
+    (x,) = op.operands
+    name = r.declare(op.result)
+    r.for_lanes(op.result.type, lambda ix: f"{name}[{ix}] = {r.lane(x, ix)};", r.cols(x))
+    r.emit(f"pypto_expf_n({name}, {op.result.type.numel});")
 
 
 @rule(*(BINARY | COMPARE))

@@ -17,6 +17,7 @@ from .dce import dce
 from .fusion import fuse
 from .mask_simplify import mask_simplify
 from .nowrap import version_nowrap
+from .prefix_mask import mark_prefix_masks
 from .streaming import stream_stores
 
 Pass = Callable[[Module], Module]
@@ -45,6 +46,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("address", annotate_addresses),
     ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
     ("streaming", stream_stores),  # reads fusion's ``fuse`` attrs
+    ("prefix_mask", mark_prefix_masks),  # reads address's ``contig`` attrs
 ]
 
 
@@ -79,6 +81,6 @@ def run_pipeline(
 
 __all__ = [
     "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "carry_offsets",
-    "cse", "dce",
-    "fuse", "mask_simplify", "run_pipeline", "stream_stores", "version_nowrap",
+    "cse", "dce", "fuse", "mark_prefix_masks", "mask_simplify", "run_pipeline", "stream_stores",
+    "version_nowrap",
 ]  # fmt: skip

@@ -67,6 +67,16 @@ def cheap(op: Operation) -> bool:
     return False
 
 
+def own_loop_exp(op: Operation) -> bool:
+    """An f32 EXP block: rendered as a loop of its own over its array, with the prelude's
+    explicit vector exp (``pypto_expf_n``), never fused into the loop of a reader."""
+    return (
+        op.op is Op.EXP
+        and isinstance(op.result.type, BlockType)
+        and scalar_of(op.result.type).name == "f32"
+    )
+
+
 def fuse(m: Module) -> Module:
     """``m`` with ``fuse="inline"`` / ``fuse="first"`` attrs on the ops the renderer fuses."""
     return replace(m, body=_Block(m.body).run())
@@ -134,6 +144,8 @@ class _Block:
         if len(op.results) != 1 or not isinstance(op.result.type, BlockType):
             return None
         if not (op.op is Op.LOAD or (op.op in ELEMENTWISE and not cheap(op))):
+            return None
+        if own_loop_exp(op):
             return None
         sinks = self.sinks(op.result)
         if not sinks or not self.valid_sink(sinks[0]):
