@@ -161,12 +161,7 @@ class JITFunction:
         backend = backend or self.backend or config.default_backend()
         iargs: list = []
         fargs: list = []
-        key = [backend]
-        for is_constexpr, name, a in zip(
-            self._constexpr_flags, self.arg_names, bound, strict=False
-        ):  # bound may be a tuple
-            key.append((a,) if is_constexpr or a is None else arg_key(name, a, iargs, fargs))
-        key = tuple(key)
+        key = self._key(bound, backend, iargs, fargs)
         kernel = self._kernels.get(key)
         if kernel is None:
             kernel = self._compile(key, bound, backend)
@@ -176,6 +171,20 @@ class JITFunction:
             outs = tuple(bound[i] for i in allocated)
             return outs[0] if len(outs) == 1 else outs
         return None
+
+    def _resolve(self, bound: tuple, backend: str) -> CompiledKernel:
+        """The kernel ``run`` would launch for these bound arguments, compiled if need be
+        (the C launch path asks this once per new argument signature)."""
+        key = self._key(bound, backend, [], [])
+        kernel = self._kernels.get(key)
+        return kernel if kernel is not None else self._compile(key, bound, backend)
+
+    def _key(self, bound: Sequence, backend: str, iargs: list, fargs: list) -> tuple:
+        """The specialization key of bound arguments; fills their ABI slots on the way."""
+        key = [backend]
+        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound, strict=True):
+            key.append((a,) if is_constexpr or a is None else arg_key(name, a, iargs, fargs))
+        return tuple(key)
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list, list[int]]:
         bound, allocated = bind_arguments(
@@ -209,12 +218,7 @@ class JITFunction:
                 a = bound[i]
                 bound[i] = TensorSpec(tuple(a.shape), a.dtype, _element_strides(a))
         backend = backend or self.backend or config.default_backend()
-        key = [backend]
-        for is_constexpr, name, a in zip(self._constexpr_flags, self.arg_names, bound, strict=True):
-            key.append((a,) if is_constexpr or a is None else arg_key(name, a, [], []))
-        key = tuple(key)
-        kernel = self._kernels.get(key)
-        return kernel if kernel is not None else self._compile(key, bound, backend)
+        return self._resolve(bound, backend)
 
     # -- compile ------------------------------------------------------------------
     def specs(self, bound: Sequence, key: tuple) -> list[ArgSpec]:

@@ -1,24 +1,25 @@
 /* fastlaunch.c -- the cache-hit launch path of @pypto.jit kernels, as a CPython extension.
  *
  * `kernel[grid](*args, **kwargs)` on a hit does, in C, what the Python launcher in
- * pypto_jit/jit.py does: bind the arguments to the kernel's parameters, build the same
- * specialization key tuple (so both paths share one cache of compiled kernels), fill the ABI
- * slots (pypto_runtime.h), and call the shim's pypto_launch with the GIL released.
+ * pypto_jit/jit.py does: bind the arguments to the kernel's parameters, fill the ABI slots
+ * (pypto_runtime.h), find the compiled kernel, and call the shim's pypto_launch with the GIL
+ * released. Kernels are found by a signature of the arguments (sigtable.h); a signature seen
+ * for the first time asks Python for the kernel, which keys and compiles as it always does.
  *
  * Anything unusual goes back to Python unchanged: an argument that is not a CPU torch tensor,
  * an int, a float, a bool or None; a binding problem; an unknown backend; the interpret
- * backend; a miss. The Python side (`slow`) then raises the proper error or compiles, so
- * every error message has one author. This file only has to be right about the common case.
+ * backend. The Python side (`slow`) then raises the proper error or launches, so every error
+ * message has one author. This file only has to be right about the common case.
  *
  * Python objects (pypto_jit/runtime/fastpath.py builds them):
- *   Dispatcher(names, constexpr_flags, defaults, missing, backend, kernels, compile, slow,
- *              check_grid, launch_address)
- *     kernels: the JITFunction's dict key -> CompiledKernel (shared with the Python path);
- *       a kernel's `_fast_entry` is (program_address, mode, stack_bytes, raise_record) or None
- *     compile(key, bound, backend) -> CompiledKernel, on a miss
+ *   Dispatcher(names, constexpr_flags, defaults, missing, backend, resolve, slow, check_grid,
+ *              launch_address)
+ *     resolve(bound, backend) -> the CompiledKernel the Python path would launch; its
+ *       `_fast_entry` is (program_address, mode, stack_bytes, raise_record) or None
  *     slow(grid, *args, **kwargs)  -> the Python launch (errors, other backends)
  *     check_grid(grid) -> (g0, g1, g2) or raises
- *   dispatcher[grid] -> a launcher; calling it launches.
+ *   dispatcher[grid] -> a launcher; calling it launches. dispatcher.forget() drops the
+ *   signatures seen (the JITFunction calls it when its dict of kernels changes).
  *   set_tensor_type(torch.Tensor) once torch is imported.
  */
 #define PY_SSIZE_T_CLEAN
@@ -39,8 +40,7 @@ typedef int (*launch_fn)(pypto_program_fn, const int64_t *, const double *, int6
 
 static PyTypeObject *tensor_type; /* torch.Tensor, once known */
 static PyObject *str_data_ptr, *str_shape, *str_stride, *str_dtype, *str_is_cpu, *str_entry;
-static PyObject *str_cpu, *str_sim, *str_f32, *str_i1;
-static PyObject *int_keys[2][2][2]; /* [is_i64][value == 1][value % 16 == 0] */
+static PyObject *str_cpu, *str_sim;
 
 typedef struct {
   PyObject_HEAD
@@ -50,8 +50,7 @@ typedef struct {
   PyObject *defaults; /* tuple: a default, or NULL-marker `missing` */
   PyObject *missing;  /* the marker for "no default" */
   PyObject *backend;  /* str or None */
-  PyObject *kernels;  /* key -> CompiledKernel */
-  PyObject *compile, *slow, *check_grid;
+  PyObject *resolve, *slow, *check_grid;
   launch_fn launch;
   PyObject *last;     /* the launcher of the last grid, reused when the grid repeats */
   sig_table table;    /* signature -> entry, for the signatures launched before */
@@ -78,71 +77,6 @@ static int push_int(slots *s, int64_t v) {
   if (s->ni >= MAX_ISLOTS) return -1;
   s->i[s->ni++] = v;
   return 0;
-}
-
-/* Appends a tuple of ints to the slots; -1 on overflow or a non-int item. */
-static int push_ints(slots *s, PyObject *tuple) {
-  Py_ssize_t n = PyTuple_GET_SIZE(tuple);
-  for (Py_ssize_t k = 0; k < n; k++) {
-    long long v = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, k));
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (push_int(s, v)) return -1;
-  }
-  return 0;
-}
-
-/* The key of one CPU torch tensor, (dtype, shape, strides, aligned), and its slots.
-   Returns a new reference, NULL with an error set, or NULL without one ("not handled"). */
-static PyObject *tensor_key(PyObject *a, slots *s) {
-  PyObject *is_cpu = PyObject_GetAttr(a, str_is_cpu);
-  if (is_cpu == NULL) return NULL;
-  Py_DECREF(is_cpu);
-  if (is_cpu != Py_True) return NULL; /* Python raises the "move it with .cpu()" error */
-  PyObject *ptr_obj = PyObject_CallMethodNoArgs(a, str_data_ptr);
-  if (ptr_obj == NULL) return NULL;
-  long long ptr = PyLong_AsLongLong(ptr_obj);
-  Py_DECREF(ptr_obj);
-  if (ptr == -1 && PyErr_Occurred()) return NULL;
-  PyObject *shape = PyObject_GetAttr(a, str_shape);
-  PyObject *strides = shape ? PyObject_CallMethodNoArgs(a, str_stride) : NULL;
-  PyObject *dtype = strides ? PyObject_GetAttr(a, str_dtype) : NULL;
-  PyObject *key = NULL;
-  if (dtype != NULL && PyTuple_Check(shape) && PyTuple_Check(strides) &&
-      push_int(s, ptr) == 0 && push_ints(s, shape) == 0 && push_ints(s, strides) == 0) {
-    key = PyTuple_Pack(4, dtype, shape, strides, (ptr & 15) == 0 ? Py_True : Py_False);
-  }
-  Py_XDECREF(shape);
-  Py_XDECREF(strides);
-  Py_XDECREF(dtype);
-  return key;
-}
-
-/* Same contract as tensor_key, for any argument (mirrors arguments.arg_key's fast cases). */
-static PyObject *arg_key(PyObject *a, int is_constexpr, slots *s) {
-  if (is_constexpr || a == Py_None) return PyTuple_Pack(1, a);
-  PyTypeObject *t = Py_TYPE(a);
-  if (t == tensor_type) return tensor_key(a, s);
-  if (t == &PyLong_Type) {
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
-    if (overflow || (v == -1 && PyErr_Occurred()) || push_int(s, v)) return NULL;
-    int wide = v < INT32_MIN || v > INT32_MAX;
-    PyObject *key = int_keys[wide][!wide && v == 1][v % 16 == 0];
-    Py_INCREF(key);
-    return key;
-  }
-  if (t == &PyFloat_Type) {
-    if (s->nf >= MAX_FSLOTS) return NULL;
-    s->f[s->nf++] = PyFloat_AS_DOUBLE(a);
-    Py_INCREF(str_f32);
-    return str_f32;
-  }
-  if (t == &PyBool_Type) {
-    if (push_int(s, a == Py_True)) return NULL;
-    Py_INCREF(str_i1);
-    return str_i1;
-  }
-  return NULL;
 }
 
 enum { TAG_NONE = 1, TAG_TENSOR, TAG_INT, TAG_FLOAT, TAG_BOOL, TAG_CINT, TAG_CBOOL, TAG_COBJ };
@@ -332,45 +266,18 @@ static PyObject *call_slow(Launcher *self, PyObject *const *args, size_t nargs,
   return r;
 }
 
-/* The Python key of the bound arguments, as jit.py builds it. */
-static PyObject *python_key(Dispatcher *d, PyObject **bound, PyObject *backend) {
-  slots scratch; /* the slots were filled on the hot path already */
-  scratch.ni = scratch.nf = 0;
-  PyObject *key = PyTuple_New(d->nparams + 1);
-  if (key == NULL) return NULL;
-  Py_INCREF(backend);
-  PyTuple_SET_ITEM(key, 0, backend);
-  for (Py_ssize_t i = 0; i < d->nparams; i++) {
-    PyObject *k = arg_key(bound[i], d->constexpr_[i], &scratch);
-    if (k == NULL) {
-      Py_DECREF(key);
-      if (!PyErr_Occurred()) PyErr_SetString(PyExc_SystemError, "fastlaunch: key mismatch");
-      return NULL;
-    }
-    PyTuple_SET_ITEM(key, i + 1, k);
-  }
-  return key;
-}
-
-/* A signature not seen before: the kernel filed under the Python key, compiled if it is
-   not there (compile files it). Returns its `_fast_entry` (a new reference; None if the
-   kernel cannot be launched from C) or NULL with an error. */
+/* A signature not seen before: resolve(bound, backend) finds or compiles the kernel the
+   Python path would launch (it builds the Python key, so the key has one author). Returns
+   the kernel's `_fast_entry` (a new reference; None if C cannot launch it) or NULL. */
 static PyObject *resolve_miss(Dispatcher *d, PyObject **bound, PyObject *backend) {
-  PyObject *key = python_key(d, bound, backend);
-  if (key == NULL) return NULL;
-  PyObject *kernel = PyDict_GetItemWithError(d->kernels, key); /* borrowed */
-  if (kernel != NULL) {
-    Py_INCREF(kernel);
-  } else if (!PyErr_Occurred()) {
-    PyObject *bt = PyTuple_New(d->nparams);
-    for (Py_ssize_t i = 0; bt != NULL && i < d->nparams; i++) {
-      Py_INCREF(bound[i]);
-      PyTuple_SET_ITEM(bt, i, bound[i]);
-    }
-    kernel = bt ? PyObject_CallFunctionObjArgs(d->compile, key, bt, backend, NULL) : NULL;
-    Py_XDECREF(bt);
+  PyObject *bt = PyTuple_New(d->nparams);
+  if (bt == NULL) return NULL;
+  for (Py_ssize_t i = 0; i < d->nparams; i++) {
+    Py_INCREF(bound[i]);
+    PyTuple_SET_ITEM(bt, i, bound[i]);
   }
-  Py_DECREF(key);
+  PyObject *kernel = PyObject_CallFunctionObjArgs(d->resolve, bt, backend, NULL);
+  Py_DECREF(bt);
   if (kernel == NULL) return NULL;
   PyObject *entry = PyObject_GetAttr(kernel, str_entry);
   Py_DECREF(kernel);
@@ -454,11 +361,11 @@ static PyObject *launcher_call(PyObject *obj, PyObject *const *args, size_t narg
 /* ------------------------------------------------------------------------ the types ------ */
 
 static int dispatcher_init(Dispatcher *self, PyObject *args, PyObject *kw) {
-  PyObject *names, *flags, *defaults, *missing, *backend, *kernels, *compile, *slow, *check;
+  PyObject *names, *flags, *defaults, *missing, *backend, *resolve, *slow, *check;
   unsigned long long launch;
-  if (!PyArg_ParseTuple(args, "O!O!O!OOO!OOOK", &PyTuple_Type, &names, &PyTuple_Type, &flags,
-                        &PyTuple_Type, &defaults, &missing, &backend, &PyDict_Type, &kernels,
-                        &compile, &slow, &check, &launch))
+  if (!PyArg_ParseTuple(args, "O!O!O!OOOOOK", &PyTuple_Type, &names, &PyTuple_Type, &flags,
+                        &PyTuple_Type, &defaults, &missing, &backend, &resolve, &slow, &check,
+                        &launch))
     return -1;
   Py_ssize_t n = PyTuple_GET_SIZE(names);
   if (n > MAX_PARAMS || PyTuple_GET_SIZE(flags) != n || PyTuple_GET_SIZE(defaults) != n) {
@@ -472,9 +379,9 @@ static int dispatcher_init(Dispatcher *self, PyObject *args, PyObject *kw) {
     self->constexpr_[i] = (char)truth;
   }
   PyObject **fields[] = {&self->names,   &self->defaults, &self->missing,
-                         &self->backend, &self->kernels,  &self->compile,
+                         &self->backend, &self->resolve,
                          &self->slow,    &self->check_grid};
-  PyObject *values[] = {names, defaults, missing, backend, kernels, compile, slow, check};
+  PyObject *values[] = {names, defaults, missing, backend, resolve, slow, check};
   for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
     Py_INCREF(values[k]);
     Py_XSETREF(*fields[k], values[k]);
@@ -488,8 +395,7 @@ static int dispatcher_traverse(Dispatcher *self, visitproc visit, void *arg) {
   Py_VISIT(self->defaults);
   Py_VISIT(self->missing);
   Py_VISIT(self->backend);
-  Py_VISIT(self->kernels);
-  Py_VISIT(self->compile);
+  Py_VISIT(self->resolve);
   Py_VISIT(self->slow);
   Py_VISIT(self->check_grid);
   Py_VISIT(self->last);
@@ -501,8 +407,7 @@ static int dispatcher_clear(Dispatcher *self) {
   Py_CLEAR(self->defaults);
   Py_CLEAR(self->missing);
   Py_CLEAR(self->backend);
-  Py_CLEAR(self->kernels);
-  Py_CLEAR(self->compile);
+  Py_CLEAR(self->resolve);
   Py_CLEAR(self->slow);
   Py_CLEAR(self->check_grid);
   Py_CLEAR(self->last);
@@ -619,20 +524,11 @@ static int intern_all(void) {
   struct {
     PyObject **slot;
     const char *text;
-  } strings[] = {{&str_data_ptr, "data_ptr"}, {&str_shape, "shape"}, {&str_stride, "stride"},
+  } strings[] = {{&str_data_ptr, "data_ptr"}, {&str_shape, "shape"},   {&str_stride, "stride"},
                  {&str_dtype, "dtype"},       {&str_is_cpu, "is_cpu"}, {&str_cpu, "cpu"},
-                 {&str_sim, "sim"},           {&str_f32, "f32"},     {&str_i1, "i1"},
-                 {&str_entry, "_fast_entry"}};
+                 {&str_sim, "sim"},           {&str_entry, "_fast_entry"}};
   for (size_t k = 0; k < sizeof strings / sizeof strings[0]; k++)
     if ((*strings[k].slot = PyUnicode_InternFromString(strings[k].text)) == NULL) return -1;
-  for (int wide = 0; wide < 2; wide++)
-    for (int one = 0; one < 2; one++)
-      for (int m16 = 0; m16 < 2; m16++) {
-        PyObject *key = Py_BuildValue("(sOO)", wide ? "i64" : "i32", one ? Py_True : Py_False,
-                                      m16 ? Py_True : Py_False);
-        if (key == NULL) return -1;
-        int_keys[wide][one][m16] = key;
-      }
   return 0;
 }
 
