@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
 import subprocess
@@ -35,24 +36,35 @@ def tutorial(name: str):
     return module
 
 
-def ratio_rows(rounds: int) -> list[list]:
-    """(target, pypto, torch, unit, pypto/torch) for the kernels measured against torch."""
-    rows = []
+# Twenty timed calls per turn after 0.2 s of warm-up: with three, a turn that caught the
+# pool's worker still on the caller's core now and then halved a whole row's median.
+SAMPLING = dict(per_turn=20, warm=0.2)
+
+
+def vector_add_row(rounds: int) -> list:
     add = tutorial("01_vector_add")
     x, y = torch.rand(2**24), torch.rand(2**24)
     out = torch.empty_like(x)
     t = bench_interleaved(
-        {"pypto": lambda: add.add(x, y, out), "torch": lambda: torch.add(x, y, out=out)}, rounds
+        {"pypto": lambda: add.add(x, y, out), "torch": lambda: torch.add(x, y, out=out)},
+        rounds,
+        **SAMPLING,
     )
-    rows.append(_gbps("vector add fp32, 2^24", 3 * x.numel() * 4, t))
+    return _gbps("vector add fp32, 2^24", 3 * x.numel() * 4, t)
 
+
+def softmax_row(rounds: int) -> list:
     softmax = tutorial("02_fused_softmax")
     x = torch.randn(4096, 1024)
     t = bench_interleaved(
-        {"pypto": lambda: softmax.softmax(x), "torch": lambda: torch.softmax(x, dim=1)}, rounds
+        {"pypto": lambda: softmax.softmax(x), "torch": lambda: torch.softmax(x, dim=1)},
+        rounds,
+        **SAMPLING,
     )
-    rows.append(_gbps("softmax fp32 4096x1024", 2 * x.numel() * 4, t))
+    return _gbps("softmax fp32 4096x1024", 2 * x.numel() * 4, t)
 
+
+def layer_norm_row(rounds: int) -> list:
     ln = tutorial("05_layer_norm")
     x, w, b, _ = ln._inputs(4096, 1024)
 
@@ -64,34 +76,64 @@ def ratio_rows(rounds: int) -> list[list]:
         with torch.no_grad():
             return torch.nn.functional.layer_norm(x, (1024,), w, b, 1e-5)
 
-    t = bench_interleaved({"pypto": ln_pypto, "torch": ln_torch}, rounds)
-    rows.append(_gbps("layer norm fwd 4096x1024", 2 * x.numel() * 4, t))
+    t = bench_interleaved({"pypto": ln_pypto, "torch": ln_torch}, rounds, **SAMPLING)
+    return _gbps("layer norm fwd 4096x1024", 2 * x.numel() * 4, t)
 
+
+def bias_gelu_row(rounds: int) -> list:
     gelu = tutorial("06_bias_gelu")
     x, bias = torch.randn(4096, 1024), torch.randn(1024)
     out = torch.empty_like(x)
     t = bench_interleaved(
         {"pypto": lambda: gelu.bias_gelu(x, bias, out), "torch": lambda: gelu.reference(x, bias)},
         rounds,
+        **SAMPLING,
     )
-    rows.append(_gbps("bias + GELU(erf) 4096x1024", 2 * x.numel() * 4, t))
+    return _gbps("bias + GELU(erf) 4096x1024", 2 * x.numel() * 4, t)
 
+
+def matmul_row(rounds: int) -> list:
     mm = tutorial("03_matmul")
     a, bm = torch.randn(1024, 1024), torch.randn(1024, 1024)
     fns = {mm._name(c): (lambda c=c: mm.matmul(a, bm, config=c)) for c in mm.CONFIGS}
     fns["torch"] = lambda: torch.mm(a, bm)
-    t = bench_interleaved(fns, rounds)
+    t = bench_interleaved(fns, rounds, **SAMPLING)
     best = min((k for k in t if k != "torch"), key=t.get)
     flops = 2 * 1024**3
-    rows.append(
-        [
-            f"matmul fp32 1024^3 ({best})",
-            flops / t[best] / 1e6,
-            flops / t["torch"] / 1e6,
-            "GFLOP/s",
-            t["torch"] / t[best],
-        ]
+    ours, theirs = flops / t[best] / 1e6, flops / t["torch"] / 1e6
+    return [f"matmul fp32 1024^3 ({best})", ours, theirs, "GFLOP/s", t["torch"] / t[best]]
+
+
+def launch_row(rounds: int) -> list:
+    add = tutorial("01_vector_add")
+    x, y = torch.rand(16), torch.rand(16)
+    out = torch.empty_like(x)
+    add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)
+    ours = statistics.median(
+        per_call(lambda: add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)) for _ in range(rounds)
     )
+    theirs = statistics.median(per_call(lambda: torch.add(x, y, out=out)) for _ in range(rounds))
+    return ["launch, cache hit (16 elements)", ours * 1e6, theirs * 1e6, "us", theirs / ours]
+
+
+# Each row runs in a process of its own: what one benchmark leaves behind (the allocator's
+# state, 200 MB of freed vectors, woken pools) must not slow or speed up the next.
+ROWS = {
+    "vector_add": vector_add_row,
+    "softmax": softmax_row,
+    "layer_norm": layer_norm_row,
+    "bias_gelu": bias_gelu_row,
+    "matmul": matmul_row,
+    "launch": launch_row,
+}
+
+
+def measured_rows(rounds: int) -> list[list]:
+    rows = []
+    for name in ROWS:
+        cmd = [sys.executable, __file__, "--row", name, "--rounds", str(rounds)]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        rows.append(json.loads(done.stdout.splitlines()[-1]))
     return rows
 
 
@@ -103,18 +145,6 @@ def _gbps(name: str, nbytes: int, t: dict) -> list:
         "GB/s",
         t["torch"] / t["pypto"],
     ]
-
-
-def launch_row() -> list:
-    add = tutorial("01_vector_add")
-    x, y = torch.rand(16), torch.rand(16)
-    out = torch.empty_like(x)
-    add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)
-    ours = statistics.median(
-        per_call(lambda: add.add_kernel[(1,)](x, y, out, 16, BLOCK_SIZE=16)) for _ in range(5)
-    )
-    theirs = statistics.median(per_call(lambda: torch.add(x, y, out=out)) for _ in range(5))
-    return ["launch, cache hit (16 elements)", ours * 1e6, theirs * 1e6, "us", theirs / ours]
 
 
 # Run in a fresh interpreter: imports, then the first launch, timed on its own.
@@ -192,8 +222,12 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per first-call row")
     parser.add_argument("--out", default=None, help="directory for the table")
+    parser.add_argument("--row", choices=ROWS, help="measure one row, print it as JSON")
     args = parser.parse_args(argv)
-    rows = ratio_rows(args.rounds) + [launch_row()] + first_call_rows(args.runs)
+    if args.row:
+        print(json.dumps(ROWS[args.row](args.rounds)))
+        return
+    rows = measured_rows(args.rounds) + first_call_rows(args.runs)
     table = print_table(
         f"speed targets (pypto-jit {pypto.__version__}, medians; ratio = torch time / ours)",
         ["benchmark", "pypto-jit", "torch", "unit", "ratio", "floor / aim", "status"],
