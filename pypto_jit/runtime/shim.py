@@ -231,7 +231,7 @@ def _build_key(src: Path, sources: list[Path], flags: list[str]) -> str:
     h.update(f"cffi={_cffi_backend.__version__}\0".encode())
     h.update(CDEF.encode())
     h.update("\0".join(flags[: len(_SHIM_FLAGS)]).encode())  # not the -I path: moves with venvs
-    for path in [*_listed(src / "include", ".h"), *sources]:
+    for path in [*_listed(src / "include", ".h"), *_listed(src / "src", ".h"), *sources]:
         h.update(b"\0" + path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:20]
 
