@@ -126,6 +126,26 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
     return text
 
 
+def save_table(out_dir: str | None, name: str, text: str, append: bool = False) -> None:
+    """Write ``text`` to ``<out_dir>/<name>.md`` (created if needed); nothing if no out_dir."""
+    if not out_dir:
+        return
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, f"{name}.md"), "a" if append else "w") as f:
+        f.write(("\n" if append else "") + text + "\n")
+
+
+def tutorial_args(doc: str, argv: Sequence[str] | None = None) -> Any:
+    """The command line every tutorial takes: ``--quick``, ``--bench``, ``--out DIR``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
+    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
+    parser.add_argument("--out", default=None, help="directory for the benchmark table")
+    return parser.parse_args(argv)
+
+
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.2f}" if abs(x) < 1e4 else f"{x:.3g}"

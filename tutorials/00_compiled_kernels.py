@@ -10,7 +10,6 @@ load without the kernel's source.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import per_call, print_table
+from pypto_jit.testing import per_call, print_table, tutorial_args
 
 
 @pypto.jit
@@ -34,11 +33,7 @@ def axpy(x, y, out: pl.Out(like="x"), n, alpha, BLOCK: pl.constexpr):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="(no effect; for the test runner)")
-    parser.add_argument("--bench", action="store_true", help="(no effect)")
-    parser.add_argument("--out", default=None, help="(no effect)")
-    parser.parse_args(argv)
+    tutorial_args(__doc__, argv)  # the common flags; nothing here depends on them
     n, block = 10_000, 1024
     grid = (pypto.cdiv(n, block),)
 

@@ -11,15 +11,12 @@ then benchmarked beside torch and numpy.
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import numpy as np
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import Benchmark, do_bench, per_call, perf_report
+from pypto_jit.testing import Benchmark, do_bench, per_call, perf_report, save_table, tutorial_args
 
 
 @pypto.jit
@@ -81,17 +78,11 @@ def benchmark(sizes, out_dir=None) -> None:
         f"torch.add(out=) {torch_launch * 1e6:.2f} us"
     )
     print(line)
-    if out_dir:
-        with open(os.path.join(out_dir, "01_vector_add.md"), "a") as f:
-            f.write("\n" + line + "\n")
+    save_table(out_dir, "01_vector_add", line, append=True)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
-    parser.add_argument("--out", default=None, help="directory for the benchmark table")
-    args = parser.parse_args(argv)
+    args = tutorial_args(__doc__, argv)
     if not args.bench:
         check()
     sizes = [2**k for k in (range(12, 15) if args.quick else range(12, 25, 2))]

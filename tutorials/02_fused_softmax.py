@@ -14,7 +14,6 @@ they vanish from the max and the sum.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 import pypto_jit as pypto
 import pypto_jit.language as pl
 from pypto_jit.testing import bench_interleaved as bench
-from pypto_jit.testing import print_table
+from pypto_jit.testing import print_table, save_table, tutorial_args
 
 
 @pypto.jit
@@ -153,19 +152,12 @@ def benchmark(n_rows, col_sizes, rounds=5, out_dir=None) -> str:
         ["N", "pypto-jit", "pypto-jit persistent", "torch", "torch naive", "numpy", "pypto/torch"],
         rows,
     )
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "02_fused_softmax.md"), "w") as f:
-            f.write(table + "\n")
+    save_table(out_dir, "02_fused_softmax", table)
     return table
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
-    parser.add_argument("--out", default=None, help="directory for the benchmark table")
-    args = parser.parse_args(argv)
+    args = tutorial_args(__doc__, argv)
     if not args.bench:
         check()
     if args.quick:

@@ -13,15 +13,12 @@ mask from the seed alone.
 
 from __future__ import annotations
 
-import argparse
-import os
-
 import numpy as np
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
-from pypto_jit.testing import do_bench, print_table
+from pypto_jit.testing import do_bench, print_table, save_table, tutorial_args
 
 
 @pypto.jit
@@ -146,19 +143,12 @@ def benchmark(sizes, out_dir=None) -> str:
         ["size", "pypto-jit", "torch", "numpy", "pypto/torch"],
         rows,
     )
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "04_dropout.md"), "w") as f:
-            f.write(table + "\n")
+    save_table(out_dir, "04_dropout", table)
     return table
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
-    parser.add_argument("--out", default=None, help="directory for the benchmark table")
-    args = parser.parse_args(argv)
+    args = tutorial_args(__doc__, argv)
     if not args.bench:
         check()
     sizes = [2**k for k in ((12, 16) if args.quick else range(12, 25, 2))]

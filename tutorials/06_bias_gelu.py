@@ -16,16 +16,14 @@ length and row stride work.
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 
 import torch
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
 from pypto_jit.testing import bench_interleaved as bench
-from pypto_jit.testing import print_table
+from pypto_jit.testing import print_table, save_table, tutorial_args
 
 SQRT1_2 = pl.constexpr(1.0 / math.sqrt(2.0))
 
@@ -98,19 +96,12 @@ def benchmark(shapes, rounds=5, out_dir=None) -> str:
         ["M x N", "pypto-jit", "torch gelu(x + b)", "pypto/torch"],
         rows,
     )
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "06_bias_gelu.md"), "w") as f:
-            f.write(table + "\n")
+    save_table(out_dir, "06_bias_gelu", table)
     return table
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for tests")
-    parser.add_argument("--bench", action="store_true", help="benchmark only (full sizes)")
-    parser.add_argument("--out", default=None, help="directory for the benchmark table")
-    args = parser.parse_args(argv)
+    args = tutorial_args(__doc__, argv)
     if not args.bench:
         check()
     if args.quick:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import pypto_jit as pypto
-from pypto_jit.testing import bench_interleaved, per_call, print_table
+from pypto_jit.testing import bench_interleaved, per_call, print_table, save_table
 
 HERE = Path(__file__).resolve().parent
 
@@ -236,10 +236,7 @@ def main(argv=None) -> None:
             for n, a, b, u, r in rows
         ],
     )
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "speed_targets.md"), "w") as f:
-            f.write(table + "\n")
+    save_table(args.out, "speed_targets", table)
 
 
 def _num(v) -> str:

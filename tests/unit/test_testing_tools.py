@@ -7,7 +7,15 @@ import time
 import numpy as np
 import pytest
 
-from pypto_jit.testing import Benchmark, assert_close, bench_interleaved, do_bench, perf_report
+from pypto_jit.testing import (
+    Benchmark,
+    assert_close,
+    bench_interleaved,
+    do_bench,
+    perf_report,
+    save_table,
+    tutorial_args,
+)
 
 
 def test_do_bench_reports_milliseconds():
@@ -60,3 +68,20 @@ def test_bench_interleaved_warms_before_timing():
     result = bench_interleaved({"a": fn}, rounds=1, settle=0.0, per_turn=2, warm=0.01)
     assert set(result) == {"a"} and result["a"] >= 0
     assert calls["a"] > 3  # many untimed warm-up calls, then the two timed ones
+
+
+def test_save_table_writes_and_appends(tmp_path):
+    out = tmp_path / "bench"
+    save_table(str(out), "t", "first")
+    save_table(str(out), "t", "second", append=True)
+    assert (out / "t.md").read_text() == "first\n\nsecond\n"
+    save_table(None, "t", "ignored")  # no directory: nothing written
+    save_table(str(out), "t", "again")
+    assert (out / "t.md").read_text() == "again\n"
+
+
+def test_tutorial_args():
+    args = tutorial_args("A tutorial.\n\nMore text.", ["--quick", "--out", "d"])
+    assert (args.quick, args.bench, args.out) == (True, False, "d")
+    with pytest.raises(SystemExit):
+        tutorial_args("A tutorial.", ["--unknown"])
