@@ -84,13 +84,9 @@ class _TorchTensorClass:
     @classmethod
     def probe(cls) -> None:
         """Learn the class now if torch is already imported."""
-        torch = sys.modules.get("torch")
-        if (
-            cls.cls is None
-            and torch is not None
-            and isinstance(getattr(torch, "Tensor", None), type)
-        ):
-            cls.found(torch.Tensor)
+        tensor = getattr(sys.modules.get("torch"), "Tensor", None)
+        if cls.cls is None and isinstance(tensor, type):
+            cls.found(tensor)
 
 
 def arg_key(name: str, a: Any, iargs: list, fargs: list) -> Any:

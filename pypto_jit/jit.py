@@ -205,15 +205,10 @@ class JITFunction:
         left-out ``pl.Out`` parameters are described from their annotation.
         """
         del grid  # accepted for symmetry with a launch; compiling does not need it
-        bound, allocated = bind_arguments(
-            self.fn.__name__, self.arg_names, list(self.outs), args, kwargs, self.defaults
-        )
+        bound, allocated = self._bind(args, kwargs)
         if allocated:
             from .arguments import TensorSpec
 
-            allocate_outputs(
-                self.fn.__name__, self.arg_names, bound, allocated, self.outs.__getitem__
-            )
             for i in allocated:  # keep no data: compile for the allocation's layout only
                 a = bound[i]
                 bound[i] = TensorSpec(tuple(a.shape), a.dtype, _element_strides(a))
