@@ -200,12 +200,109 @@ static inline void pypto_expf_n(float *x, int32_t n) {
 """,
         ("pypto_expf",),
     ),
+    # erf in f32. With AVX-512: a table of 32 degree-4 polynomials, each lane picking its
+    # coefficients with a two-register permute (VPERMT2PS) -- about half the FMAs of a
+    # polynomial over the whole range, and those bound an erf loop. gcc cannot vectorize a
+    # table lookup into a permute, so pypto_erff is declared a SIMD function and its vector
+    # variants are written out (the x86-64 vector ABI names; narrower ones widen to 16
+    # lanes): a loop gcc vectorizes calls the 16-lane one, once per vector, and stays one
+    # loop with its loads and stores. Scalar calls (sim mode, loop tails) get the same
+    # arithmetic one lane at a time, so every lane has the same bits either way. At most
+    # 0.98 ulp (every float; coefficients from tests/tools/fit_erf_table.py). Without
+    # AVX-512 the table would be gathers: a piecewise polynomial stands in (1.73 ulp).
     "pypto_erff": (
         """\
+#if defined(__AVX512F__)
+/* Interval k = round(8|x|): |x| + 2^20 rounds |x| to a multiple of 1/8 and holds k in its
+   low mantissa bits. Row j holds the d^j coefficients, d = |x| - k/8 (row 0: erf(k/8)).
+   Intervals 0-2 (|x| <= 5/16) share |x| + |x| q(x^2) instead, q in rows 1-4: a result
+   relative to |x|, with no cancellation near 0. Beyond 3.92, +-1. */
+static const float pypto_erf_tab[5][32] __attribute__((aligned(64))) = {
+  {0.0f, 0.0f, 0.0f, 0x1.9dd0d2p-2f, 0x1.0a7ef6p-1f,
+   0x1.3f196ep-1f, 0x1.6c1c98p-1f, 0x1.91724ap-1f, 0x1.af767ap-1f, 0x1.c6dad2p-1f,
+   0x1.d8865ep-1f, 0x1.e5768cp-1f, 0x1.eea556p-1f, 0x1.f4f694p-1f, 0x1.f92d08p-1f,
+   0x1.fbe61ep-1f, 0x1.fd9ae2p-1f, 0x1.fea422p-1f, 0x1.ff4048p-1f, 0x1.ff996p-1f,
+   0x1.ffcaa8p-1f, 0x1.ffe514p-1f, 0x1.fff2dp-1f, 0x1.fff9bap-1f, 0x1.fffd1ap-1f,
+   0x1.fffeb4p-1f, 0x1.ffff7p-1f, 0x1.ffffc4p-1f, 0x1.ffffe8p-1f, 0x1.fffff6p-1f,
+   0x1.fffffcp-1f, 0x1.fffffep-1f},
+  {0x1.06eba8p-3f, 0x1.06eba8p-3f, 0x1.06eba8p-3f, 0x1.f5f0cep-1f, 0x1.c1efcap-1f,
+   0x1.86e96ap-1f, 0x1.492e42p-1f, 0x1.0cab62p-1f, 0x1.a911fp-2f, 0x1.45e99cp-2f,
+   0x1.e4653p-3f, 0x1.5ce596p-3f, 0x1.e72372p-4f, 0x1.499d48p-4f, 0x1.b0553p-5f,
+   0x1.12ceb2p-5f, 0x1.529b9ep-6f, 0x1.94624cp-7f, 0x1.d41436p-8f, 0x1.069184p-8f,
+   0x1.1d8308p-9f, 0x1.2ce882p-10f, 0x1.3360bcp-11f, 0x1.305374p-12f, 0x1.240822p-13f,
+   0x1.0f9dfap-14f, 0x1.e9b318p-16f, 0x1.abdb7cp-17f, 0x1.6a544cp-18f, 0x1.296692p-19f,
+   0x1.d92de6p-21f, 0x1.6d0b48p-22f},
+  {-0x1.81270ep-2f, -0x1.81270ep-2f, -0x1.81270ep-2f, -0x1.7870a2p-2f, -0x1.c1f22cp-2f,
+   -0x1.e8a5e4p-2f, -0x1.edcda8p-2f, -0x1.d63442p-2f, -0x1.a90d96p-2f, -0x1.6ea114p-2f,
+   -0x1.2ec3e8p-2f, -0x1.dfb6cep-3f, -0x1.6d6b7ap-3f, -0x1.0bd8e4p-3f, -0x1.7a5d5p-4f,
+   -0x1.01678ep-4f, -0x1.52d2ep-5f, -0x1.ae143ap-6f, -0x1.07dbb4p-6f, -0x1.35fee2p-7f,
+   -0x1.6133bp-8f, -0x1.85728cp-9f, -0x1.aacc5ep-10f, -0x1.ae8facp-11f, -0x1.853e8p-12f,
+   -0x1.b0e0a6p-13f, -0x1.e66f72p-14f, -0x1.3c7168p-14f, -0x1.b5699ap-15f, -0x1.00be0ep-18f,
+   0x1.b2f46ep-19f, 0x1.19f42cp-15f},
+  {0x1.cdf8dp-4f, 0x1.cdf8dp-4f, 0x1.cdf8dp-4f, -0x1.e0c1dp-3f, -0x1.2bf012p-3f,
+   -0x1.c8c956p-5f, 0x1.b4e5dp-6f, 0x1.7be0ccp-4f, 0x1.1af1e4p-3f, 0x1.4c567p-3f,
+   0x1.56d5d2p-3f, 0x1.4344aep-3f, 0x1.1c1a4ap-3f, 0x1.d65dc4p-4f, 0x1.715df4p-4f,
+   0x1.1456a2p-4f, 0x1.8b5ea6p-5f, 0x1.0edbfap-5f, 0x1.647e5p-6f, 0x1.c2d0e4p-7f,
+   0x1.1246d2p-7f, 0x1.416ac4p-8f, 0x1.6af788p-9f, 0x1.8b5448p-10f, 0x1.9fb06cp-11f,
+   0x1.a565d8p-12f, 0x1.9d3a48p-13f, 0x1.874fbap-14f, 0x1.65ccb8p-15f, 0x1.3bfeaap-16f,
+   0x1.0e19fp-17f, 0x1.c375b6p-19f},
+  {-0x1.a8c68p-6f, -0x1.a8c68p-6f, -0x1.a8c68p-6f, 0x1.4e414ep-3f, 0x1.7a20cap-3f,
+   0x1.6c8418p-3f, 0x1.42573cp-3f, 0x1.e81f16p-4f, 0x1.0dab3cp-4f, 0x1.7ff274p-6f,
+   -0x1.2ebdb2p-9f, -0x1.08f18cp-5f, -0x1.2cd466p-5f, -0x1.72f1d2p-5f, -0x1.680174p-5f,
+   -0x1.cbb4eep-5f, -0x1.d0e86ap-6f, -0x1.4a37bep-6f, -0x1.5555fap-7f, -0x1.b61df8p-6f,
+   -0x1.785f2ap-6f, -0x1.07dc62p-6f, 0x1.8659b6p-11f, -0x1.563de6p-8f, -0x1.a855fep-7f,
+   0x1.e63b94p-12f, 0x1.4defp-8f, 0x1.dfc6e8p-8f, 0x1.f148e2p-8f, -0x1.19f1eep-10f,
+   -0x1.8ed136p-10f, -0x1.2526acp-7f},
+};
+/* The symbols gcc calls: pypto_erff for one lane, the vector ABI's names for 4, 8 and 16. */
+#define PYPTO_LINKED __attribute__((visibility("hidden"), used))
+__attribute__((simd("notinbranch"), const, nothrow)) float pypto_erff(float);
+PYPTO_LINKED float pypto_erff_1(float x) __asm__("pypto_erff");
+PYPTO_LINKED float pypto_erff_1(float x) {
+  float a = __builtin_fabsf(x);
+  float t = a + 0x1p20f;
+  float d = a - (t - 0x1p20f);
+  uint32_t k = pypto_f2u(t) & 31u;
+  int small = a <= 0x1.4p-2f;
+  float v = small ? a * a : d;
+  float p = __builtin_fmaf(pypto_erf_tab[4][k], v, pypto_erf_tab[3][k]);
+  p = __builtin_fmaf(p, v, pypto_erf_tab[2][k]);
+  p = __builtin_fmaf(p, v, pypto_erf_tab[1][k]);
+  float r = __builtin_fmaf(p, small ? a : d, small ? a : pypto_erf_tab[0][k]);
+  return __builtin_copysignf(a > 3.92f ? 1.0f : r, x); /* a NaN x: r is NaN */
+}
+static inline __m512 pypto_erff_v16(__m512 x) {
+  const __m512 magnitude = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 a = _mm512_and_ps(x, magnitude);
+  __m512 t = _mm512_add_ps(a, _mm512_set1_ps(0x1p20f));
+  __m512 d = _mm512_sub_ps(a, _mm512_sub_ps(t, _mm512_set1_ps(0x1p20f)));
+  __m512i k = _mm512_castps_si512(t); /* the permute reads the low 5 bits */
+#define PYPTO_ERF_ROW(j) \\
+  _mm512_permutex2var_ps(_mm512_load_ps(pypto_erf_tab[j]), k, _mm512_load_ps(pypto_erf_tab[j] + 16))
+  __mmask16 small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0x1.4p-2f), _CMP_LE_OQ);
+  __m512 v = _mm512_mask_mul_ps(d, small, a, a);
+  __m512 p = _mm512_fmadd_ps(PYPTO_ERF_ROW(4), v, PYPTO_ERF_ROW(3));
+  p = _mm512_fmadd_ps(p, v, PYPTO_ERF_ROW(2));
+  p = _mm512_fmadd_ps(p, v, PYPTO_ERF_ROW(1));
+  __m512 r = _mm512_fmadd_ps(p, _mm512_mask_blend_ps(small, d, a),
+                             _mm512_mask_blend_ps(small, PYPTO_ERF_ROW(0), a));
+#undef PYPTO_ERF_ROW
+  __mmask16 big = _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.92f), _CMP_GT_OQ);
+  r = _mm512_mask_blend_ps(big, r, _mm512_set1_ps(1.0f));
+  return _mm512_or_ps(r, _mm512_andnot_ps(magnitude, x));
+}
+PYPTO_LINKED __m512 _ZGVeN16v_pypto_erff(__m512 x) { return pypto_erff_v16(x); }
+PYPTO_LINKED __m256 _ZGVdN8v_pypto_erff(__m256 x) {
+  return _mm512_castps512_ps256(pypto_erff_v16(_mm512_castps256_ps512(x)));
+}
+PYPTO_LINKED __m256 _ZGVcN8v_pypto_erff(__m256 x) { return _ZGVdN8v_pypto_erff(x); }
+PYPTO_LINKED __m128 _ZGVbN4v_pypto_erff(__m128 x) {
+  return _mm512_castps512_ps128(pypto_erff_v16(_mm512_castps128_ps512(x)));
+}
+#else
 /* erf(x) = x + x P(x^2) below 1.25 (P: degree 7); R(|x| - 2.585) up to 3.92 (R: degree 12,
    minimax for erf itself, whose absolute error is what counts there); +-1 beyond. Both are
-   computed (a vector loop would anyway) and each lane picks one. At most 1.73 ulp (checked
-   over every float). */
+   computed (a vector loop would anyway) and each lane picks one. */
 static inline float pypto_erff(float x) {
   float a = __builtin_fabsf(x);
   float u = x * x;
@@ -233,9 +330,9 @@ static inline float pypto_erff(float x) {
   float big = __builtin_copysignf(a > 3.92f ? 1.0f : q, x); /* a NaN x compares false */
   return a < 1.25f ? small : big;
 }
-
+#endif
 """,
-        (),
+        ("pypto_f2u",),
     ),
     # Non-temporal stores of 256 bytes to a 64-byte aligned address (``passes.streaming``),
     # and the fence that makes them visible before the program returns.
@@ -330,6 +427,8 @@ for _t, _c, _i in (("f32", "float", "int32_t"), ("f64", "double", "int64_t")):
             )
 
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")
+# Snippets written with SIMD intrinsics (under #if of their ISA): they need immintrin.h.
+_INTRINSIC_USERS = ("pypto_stream256", "pypto_expf_n", "pypto_erff")
 
 
 def register_snippet(name: str, text: str, deps: tuple[str, ...] = ()) -> None:
@@ -351,7 +450,7 @@ def prelude(body: str) -> str:
     for name in sorted(set(_NAME.findall(body)) & _SNIPPETS.keys()):
         need(name)
     header = HEADER + ("#include <stdio.h>\n" if "printf(" in body else "")
-    if "pypto_stream256" in body or "pypto_expf_n" in body:
+    if any(name in body for name in _INTRINSIC_USERS):
         header += "#if defined(__SSE2__)\n#include <immintrin.h>\n#endif\n"
     parts = [header, _IVDEP]
     if any(re.search(rf"\b{f}f?\(", body) for f in _MVEC_FUNCS):

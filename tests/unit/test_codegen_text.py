@@ -315,7 +315,7 @@ ROW = """kernel @row(
   %xs = splat %x : block<ptr<f32>,[256]>
   %xp = addptr %xs, %a
   %v = load %xp, %m
-  %e = erf %v
+  %e = tanh %v
   %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
   %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
   %ss = splat %s : block<f32,[256]>
@@ -343,7 +343,7 @@ def test_fused_values_are_locals_of_their_consumers_loop():
     # loops of their own, one is not there at all.
     assert len(re.findall(r"float v\d+\[256\];", c)) == 2
     assert re.search(r"const float t\d+ = \(\(v\d+\[j\]\) / \(v\d+\)\);", c)
-    assert re.search(r"const float t\d+ = pypto_erff\(v\d+\[", c)
+    assert re.search(r"const float t\d+ = tanhf\(v\d+\[", c)
     assert re.search(r"v\d+\[.*\] = t\d+;", c)  # a pending array filled in a body
     assert "for (int32_t i = 0; i < 256; ++i) v" not in c  # no loop of their own
 
@@ -358,21 +358,30 @@ def test_reductions_keep_partials_in_vector_registers():
 
 
 def test_prelude_math_and_pragmas():
-    c = _fused_c(ROW.replace("erf %v", "exp %v"))
+    c = _fused_c(ROW.replace("tanh %v", "exp %v"))
     assert "static inline float pypto_expf(float x)" in c and "expf(" not in c.split("pypto")[0]
     assert '"no-thread-jumps"' in c and '"no-tree-loop-distribute-patterns"' in c
-    f64 = _fused_c(ROW.replace("erf %v", "exp %v").replace("f32", "f64"))
+    f64 = _fused_c(ROW.replace("tanh %v", "exp %v").replace("f32", "f64"))
     assert "pypto_expf" not in f64 and re.search(r"\bexp\(", f64)
 
 
 def test_f32_exp_is_a_loop_of_its_own_with_the_vector_exp():
-    c = _fused_c(ROW.replace("erf %v", "exp %v"))
+    c = _fused_c(ROW.replace("tanh %v", "exp %v"))
     # the argument's lanes into the array (here the load, whose array it fills too), then
     # the explicit vector exp over the array, in place
     e = re.search(r"pypto_expf_n\((v\d+), 256\);", c)
     assert e and re.search(rf"\b{e[1]}\[i\] = t\d+;", c[: e.start()])
     assert "_mm512_scalef_ps" in c and "#include <immintrin.h>" in c
     assert "pypto_expf(" in c.split("pypto_expf_n(float")[1]  # the scalar fallback
+
+
+def test_f32_erf_is_a_simd_function_with_written_out_vector_variants():
+    c = _fused_c(ROW.replace("tanh %v", "erf %v"))
+    assert re.search(r"const float t\d+ = pypto_erff\(v\d+\[", c)  # fused, as any op
+    assert '__attribute__((simd("notinbranch"), const, nothrow)) float pypto_erff(float);' in c
+    for variant in ("_ZGVbN4v", "_ZGVcN8v", "_ZGVdN8v", "_ZGVeN16v"):
+        assert f"{variant}_pypto_erff(" in c  # whichever width gcc picks is defined
+    assert "_mm512_permutex2var_ps" in c and "#include <immintrin.h>" in c
 
 
 COPY = """kernel @copy(
