@@ -39,6 +39,12 @@ def test_speed_target_verdicts():
     assert st.verdict("first call, new process, warm cache", 1.5, None)[1] == "aim met"
 
 
+def test_a_row_is_its_median_run():
+    runs = [["softmax", 30.0, 27.0, "GB/s", 1.11], ["softmax", 20.0, 27.0, "GB/s", 0.74],
+            ["softmax", 33.0, 26.0, "GB/s", 1.27]]  # fmt: skip
+    assert _speed_targets().median_run(runs) == runs[0]
+
+
 def test_first_call_rows_measure_fresh_processes():
     (cold, warm) = _speed_targets().first_call_rows(1)
     assert cold[0].startswith("first call, empty") and cold[1] > 0
