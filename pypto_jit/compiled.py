@@ -70,20 +70,28 @@ class CompiledKernel(os.PathLike):
             for n, s in zip(self.arg_names, self.specs, strict=True)
             if s.kind == "constexpr"
         }
-        self._loaded = None
+        self._loaded = None  # the kernel through cffi, for the Python launch path
         self._fast_entry = None  # what the C launch path needs (runtime/fastpath.py)
         if self.backend in _MODES:
-            from .runtime.shim import runtime
+            from .runtime import fastpath
 
-            rt = runtime()
-            self._loaded = rt.load_kernel(path / "kernel.so")
-            self._rt = rt
-            self._launch = rt.lib.pypto_launch
-            self._fn = self._loaded.fn
-            self._stack = self._loaded.stack_bytes
             self._mode = _MODES[self.backend]
-            address = int(rt.ffi.cast("uintptr_t", self._fn))
+            loaded = fastpath.load_kernel(path / "kernel.so")  # (address, stack bytes)
+            if loaded is None:  # no C launch path: load it for the Python one now
+                self._load_cffi()
+                loaded = int(self._rt.ffi.cast("uintptr_t", self._fn)), self._loaded.stack_bytes
+            address, self._stack = loaded
             self._fast_entry = (address, self._mode, self._stack, self._raise_record)
+
+    def _load_cffi(self) -> None:
+        """The kernel and the shim through cffi: what the Python launch path calls."""
+        from .runtime.shim import runtime
+
+        rt = runtime()
+        self._loaded = rt.load_kernel(self.path / "kernel.so")
+        self._rt = rt
+        self._launch = rt.lib.pypto_launch
+        self._fn = self._loaded.fn
 
     # -- path-like --------------------------------------------------------------
     def __fspath__(self) -> str:
@@ -161,8 +169,10 @@ class CompiledKernel(os.PathLike):
             g0, g1, g2 = grid[0], 1, 1  # the common 1-D grid, checked without a call
         else:
             g0, g1, g2 = check_grid(grid)
-        if self._loaded is None:
+        if self.backend not in _MODES:
             return self._interpret((g0, g1, g2), bound, iargs, fargs)
+        if self._loaded is None:
+            self._load_cffi()
         err = getattr(_local, "err", None)
         if err is None:
             err = _local.err = self._rt.new_error()
@@ -184,6 +194,8 @@ class CompiledKernel(os.PathLike):
 
     def _raise_record(self, record: bytes) -> None:
         """Raise the exception for a failed launch's ``pypto_error`` record (its bytes)."""
+        if self._loaded is None:
+            self._load_cffi()
         err = self._rt.new_error()
         self._rt.ffi.memmove(err, record, len(record))
         raise self._error(self._rt.error_record(err))

@@ -80,7 +80,8 @@ def _compile(src: Path, out: Path) -> None:
     if not (Path(include) / "Python.h").is_file():
         raise RuntimeError(f"Python.h not found under {include}")
     flags = [*_FLAGS, "-I", include, "-I", str(src / "include")]
-    compiler.run_compiler([*compiler.cc_command(), *flags, "-o", str(out), str(src / _SOURCE)])
+    cmd = [*compiler.cc_command(), *flags, "-o", str(out), str(src / _SOURCE), "-ldl"]
+    compiler.run_compiler(cmd)
 
 
 def _load(path: Path) -> Any:
@@ -103,8 +104,22 @@ def _load(path: Path) -> Any:
 
 
 def launch_address() -> int:
-    rt = shim.runtime()
-    return int(rt.ffi.cast("uintptr_t", rt.lib.pypto_launch))
+    """Where ``pypto_launch`` is, the shim loaded by the extension (no cffi needed)."""
+    address, abi = module().runtime_info(str(shim.runtime_library()))
+    if abi != shim.ABI_VERSION:
+        raise RuntimeError(f"runtime ABI {abi}, this package expects {shim.ABI_VERSION}")
+    return address
+
+
+def load_kernel(so: Path) -> tuple[int, int] | None:
+    """dlopen a kernel through the extension: (address of its pypto_program, the stack one
+    program needs); None where there is no C launch path (load it through cffi then)."""
+    if not config.fast_launch() or module() is None:
+        return None
+    address, stack, abi = _module.kernel_info(str(Path(so).absolute()))
+    if abi != shim.ABI_VERSION:
+        raise RuntimeError(f"{so}: kernel ABI {abi}, this runtime speaks {shim.ABI_VERSION}")
+    return address, stack
 
 
 def dispatcher(k: Any, launcher: Callable[[], Any]) -> Any:

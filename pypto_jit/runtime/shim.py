@@ -113,7 +113,9 @@ class Runtime:
 
     def __init__(self, path: Path):
         self.path = path
-        self.ffi = _load_ffi(path.parent / f"{FFI_MODULE}.py")
+        import _cffi_backend
+
+        self.ffi = _load_ffi(path.parent / _ffi_module_name(_cffi_backend.__version__))
         self.lib = self.ffi.dlopen(str(path), self.ffi.RTLD_NOW | self.ffi.RTLD_LOCAL)
         abi = self.lib.pypto_abi_version()
         if abi != ABI_VERSION:
@@ -195,13 +197,24 @@ _runtime_lock = threading.Lock()
 
 
 def runtime() -> Runtime:
-    """The process-wide shim, built on first use."""
+    """The process-wide shim through cffi, built on first use."""
     global _runtime
     if _runtime is None:
         with _runtime_lock:
             if _runtime is None:
-                _runtime = Runtime(build_runtime())
+                _runtime = Runtime(runtime_library())
     return _runtime
+
+
+_library: Path | None = None
+
+
+def runtime_library() -> Path:
+    """The shim library for this process (``build_runtime`` once)."""
+    global _library
+    if _library is None:
+        _library = build_runtime()
+    return _library
 
 
 def build_runtime() -> Path:
@@ -224,11 +237,6 @@ def build_runtime() -> Path:
 def _build_key(src: Path, sources: list[Path], flags: list[str]) -> str:
     h = hashlib.sha256()
     h.update(f"abi={ABI_VERSION}\0cc={compiler.cc_identity()}\0".encode())
-    # The pre-parsed ffi module is per cffi version; _cffi_backend carries it without the
-    # cffi package, which a warm start does not import (it costs milliseconds).
-    import _cffi_backend
-
-    h.update(f"cffi={_cffi_backend.__version__}\0".encode())
     h.update(CDEF.encode())
     h.update("\0".join(flags[: len(_SHIM_FLAGS)]).encode())  # not the -I path: moves with venvs
     for path in [*_listed(src / "include", ".h"), *_listed(src / "src", ".h"), *sources]:
@@ -250,7 +258,7 @@ def _build_locked(root: Path, final: Path, sources: list[Path], flags: list[str]
     def build(tmp: Path) -> None:
         cmd = [*compiler.cc_command(), *flags, "-o", str(tmp / LIB_NAME)]
         compiler.run_compiler([*cmd, *map(str, sources)])
-        _emit_ffi_module(tmp / f"{FFI_MODULE}.py")
+        _emit_ffi_module(tmp)
 
     publish(root, final, LIB_NAME, build)
 
@@ -289,18 +297,25 @@ def check_private(path: Path) -> None:
             raise RuntimeError(f"refusing to load {path}: {p} is writable by everyone")
 
 
-def _emit_ffi_module(path: Path) -> None:
+def _ffi_module_name(cffi_version: str) -> str:
+    """The pre-parsed ffi module is per cffi version: named for it, so that the shim's key
+    need not import cffi (a warm C launch path never does)."""
+    return f"{FFI_MODULE}_{cffi_version.replace('.', '_')}.py"
+
+
+def _emit_ffi_module(directory: Path) -> None:
     import cffi
 
     builder = cffi.FFI()
     builder.cdef(CDEF)
     builder.set_source(FFI_MODULE, None)
     with contextlib.redirect_stdout(io.StringIO()):  # cffi prints "generating ..."
-        builder.emit_python_code(str(path))
+        builder.emit_python_code(str(directory / _ffi_module_name(cffi.__version__)))
 
 
 def _load_ffi(module_path: Path) -> Any:
-    """The pre-parsed ffi from the build directory, or a freshly parsed one if it is unusable."""
+    """The pre-parsed ffi from the build directory, or a freshly parsed one if it is missing
+    (the shim was built under another cffi) or unusable."""
     try:
         spec = importlib.util.spec_from_file_location(FFI_MODULE, module_path)
         if spec is None or spec.loader is None:

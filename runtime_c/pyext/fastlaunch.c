@@ -24,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,9 +422,50 @@ static PyObject *abi_version(PyObject *mod, PyObject *unused) {
   return PyLong_FromLong(PYPTO_ABI_VERSION);
 }
 
+/* Loading the shim and kernels here spares a warm start the cffi module (half a millisecond
+   to import, as much again to load the shim through it); the Python launch path still loads
+   them through cffi when it is first used, and dlopen hands it the same objects. */
+static void *open_object(PyObject *path) {
+  const char *p = PyUnicode_AsUTF8(path);
+  if (p == NULL) return NULL;
+  void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) PyErr_Format(PyExc_OSError, "cannot load %s: %s", p, dlerror());
+  return h;
+}
+
+static void *symbol(void *h, PyObject *path, const char *name) {
+  void *f = dlsym(h, name);
+  if (f == NULL)
+    PyErr_Format(PyExc_RuntimeError, "%U is not a pypto object: no symbol %s", path, name);
+  return f;
+}
+
+/* runtime_info(path) -> (address of pypto_launch, the shim's ABI version) */
+static PyObject *runtime_info(PyObject *mod, PyObject *path) {
+  void *h = open_object(path), *launch, *abi;
+  if (h == NULL || (launch = symbol(h, path, "pypto_launch")) == NULL ||
+      (abi = symbol(h, path, "pypto_abi_version")) == NULL)
+    return NULL;
+  return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)launch,
+                       (int)((int32_t(*)(void))abi)());
+}
+
+/* kernel_info(path) -> (address of pypto_program, its stack bytes, the kernel's ABI version) */
+static PyObject *kernel_info(PyObject *mod, PyObject *path) {
+  void *h = open_object(path), *program, *stack, *abi;
+  if (h == NULL || (program = symbol(h, path, "pypto_program")) == NULL ||
+      (stack = symbol(h, path, "pypto_stack_bytes")) == NULL ||
+      (abi = symbol(h, path, "pypto_kernel_abi")) == NULL)
+    return NULL;
+  return Py_BuildValue("(KLi)", (unsigned long long)(uintptr_t)program,
+                       (long long)((int64_t(*)(void))stack)(), (int)((int32_t(*)(void))abi)());
+}
+
 static PyMethodDef module_methods[] = {
     {"set_tensor_type", set_tensor_type, METH_O, "Tell the fast path what torch.Tensor is."},
     {"abi_version", abi_version, METH_NOARGS, "The runtime ABI this extension was built for."},
+    {"runtime_info", runtime_info, METH_O, "Load the shim: (pypto_launch address, ABI)."},
+    {"kernel_info", kernel_info, METH_O, "Load a kernel: (program address, stack bytes, ABI)."},
     {NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_fastlaunch", NULL, -1,

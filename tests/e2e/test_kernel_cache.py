@@ -92,12 +92,13 @@ def test_truncated_shared_object_is_rebuilt(tmp_path, monkeypatch):
 
 
 # Modules a launch that hits the cache must not load: the compiler proper, the IR
-# parser, build-time locking, the cdef parser, the cache's build and admin parts,
-# and the compiler probe.
+# parser, build-time locking, cffi (the C launch path loads the shim and the kernel
+# itself), the cache's build and admin parts, and the compiler probe.
 HEAVY = (
     "lark",
     "filelock",
     "cffi",
+    "_cffi_backend",
     "pycparser",
     "pypto_jit.frontend.lowering",
     "pypto_jit.ir.builder",
