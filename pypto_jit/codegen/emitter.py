@@ -171,6 +171,25 @@ class Emitter:
         else:
             self.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: build("i"))
 
+    def for_lanes_split(
+        self, t: BlockType, build: Callable[[str], str], masks: list[Value], cols=frozenset()
+    ) -> None:
+        """``for_lanes`` for a loop whose lanes read the prefix ``masks`` (``prefix_masks``):
+        the surely active lanes first, by a loop that reads the masks as true (plain vector
+        loads instead of masked ones), then the rest as usual."""
+        if not masks or len(t.shape) != 1:
+            self.for_lanes(t, build, cols)
+            return
+        n, ix = t.numel, Ix("i", "0", "i", t.numel)
+        self.open("{")
+        self.emit(f"int32_t m_ = {n};")
+        for mk in masks:
+            self.emit(f"{{ const int32_t k_ = {self.prefix_count(mk)}; if (k_ < m_) m_ = k_; }}")
+        with self.assume_true(masks):
+            self.body("for (int32_t i = 0; i < m_; ++i)", lambda: build(ix))
+        self.body(f"for (int32_t i = m_; i < {n}; ++i)", lambda: build(ix))
+        self.close()
+
     # -- names -----------------------------------------------------------------------
     def fresh(self, prefix: str = "v") -> str:
         self._count += 1
@@ -361,8 +380,10 @@ class Emitter:
         elif cheap and self.short(lanes):
             self.bind_lanes(v, lanes)
         else:
+            masks = self.prefix_masks(v)  # before v has an array, where the search stops
             name = self.declare(v)
-            self.for_lanes(v.type, lambda ix: f"{name}[{ix}] = {lanes.at(ix)};", lanes.cols)
+            fill = lambda ix: f"{name}[{ix}] = {lanes.at(ix)};"  # noqa: E731
+            self.for_lanes_split(v.type, fill, masks, lanes.cols)
 
     def fail(self, op: Operation, kind: str, param: int, index: str, extent: str, msg: str) -> str:
         """C statement returning a run-time error of ``kind`` at ``op``'s source location."""
@@ -427,7 +448,8 @@ class Emitter:
             self.emit(f"{self.name(d)} = {self.name(s)};")
         elif self.is_virtual(s) or self.is_pending(s):
             dst = self.name(d)
-            self.for_lanes(d.type, lambda ix: f"{dst}[{ix}] = {self.lane(s, ix)};", self.cols(s))
+            fill = lambda ix: f"{dst}[{ix}] = {self.lane(s, ix)};"  # noqa: E731
+            self.for_lanes_split(d.type, fill, self.prefix_masks(s), self.cols(s))
         else:
             self.emit(f"memcpy({self.name(d)}, {self.name(s)}, sizeof({self.name(d)}));")
 

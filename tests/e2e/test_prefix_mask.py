@@ -1,5 +1,6 @@
-"""Prefix masks ``offs < n`` (``passes.prefix_mask``): stores and row reductions run their
-active lanes first, unmasked, then the rest masked.
+"""Prefix masks ``offs < n`` (``passes.prefix_mask``): stores, row reductions and the loops
+that fill a block (a loop-carried accumulator) run their active lanes first, unmasked, then
+the rest masked.
 
 Which ops the pass marks, and kernels whose count of active lanes is every case (none, some,
 all, past the row, a start past ``n``, int32 offsets that wrap around within the row)
@@ -55,6 +56,20 @@ def row_stats(x, out, n, start, BLOCK: pl.constexpr):
     pl.store(out + 2, pl.sum(pl.load(x + offs, mask=mask, other=0.5), axis=0))
 
 
+@pypto.jit
+def column_sums(x, out, n, BLOCK: pl.constexpr):
+    """Triton's layer-norm loop: accumulate masked blocks of a row, then reduce."""
+    acc = pl.zeros([BLOCK], dtype=pl.float32)
+    sq = pl.zeros([BLOCK], dtype=pl.float32)
+    for off in range(0, n, BLOCK):
+        cols = off + pl.arange(0, BLOCK)
+        v = pl.load(x + cols, mask=cols < n, other=0.0)
+        acc += v
+        sq += pl.where(cols < n, v * v - 1.0, 0.0)
+    pl.store(out, pl.sum(acc, axis=0))
+    pl.store(out + 1, pl.sum(sq, axis=0))
+
+
 def _row_stats_ref(x, n, start):
     v = x[start:n].double()
     if len(v) == 0:
@@ -90,6 +105,8 @@ def test_marks_prefix_stores_only():
     assert "j < m_" in text and "j = m_" in text
     text = render_c(parse_module(opt_ir(row_stats, [x, out, 64, 0], {"BLOCK": 64})), "cpu")
     assert "c < cf_" in text and "c = cf_" in text
+    text = render_c(parse_module(opt_ir(column_sums, [x, out, 64], {"BLOCK": 16})), "cpu")
+    assert text.count("i < m_") == 2 and text.count("i = m_") == 2  # both accumulators
 
 
 def test_reductions_over_prefix_masks(backend, tmp_path):
@@ -107,6 +124,21 @@ def test_reductions_over_prefix_masks(backend, tmp_path):
         if backend == "cpu":
             ref = torch.zeros(3)
             launch_unfused(row_stats, (1,), [x, ref, n, start], {"BLOCK": 64}, tmp_path)
+            same_bits(out, ref)
+
+
+def test_accumulators_over_prefix_masks(backend, tmp_path):
+    torch.manual_seed(3)
+    x = torch.randn(300)
+    for n in (300, 256, 255, 17, 1, 0):
+        out = torch.zeros(2)
+        column_sums[(1,)](x, out, n, BLOCK=64, backend=backend)
+        v = x[:n].double()
+        want = torch.stack([v.sum(), (v * v - 1.0).sum()]).float()
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-4)
+        if backend == "cpu":
+            ref = torch.zeros(2)
+            launch_unfused(column_sums, (1,), [x, ref, n], {"BLOCK": 64}, tmp_path)
             same_bits(out, ref)
 
 
