@@ -6,8 +6,9 @@ a block the renderer stores (such as a loop-carried accumulator ``acc += load(..
 can then run those lanes first, with the mask known true, and the rest after with the mask:
 the loads of the loop body masked by it read unconditionally in the first loop, and gcc
 emits plain vector loads and stores there instead of a compare and a masked access per
-vector. On an AVX-512 machine that made a bias + GELU loop about 15% faster, a softmax row
-6%, and the layer-norm forward kernel's best runs 0.71 -> 0.55-0.64 ms.
+vector. On an AVX-512 machine that made a bias + GELU loop about 15% faster and a softmax row
+6% (for the accumulators of the layer-norm forward kernel the gain is lost in the noise of
+the machine it was measured on).
 
 This pass marks ``lt(a, splat(n))`` on 1-D i32 blocks whose ``a`` is an ``arange`` or an
 ``add`` of one and a splat (either order, nested) with ``prefix=True``, and the contiguous
