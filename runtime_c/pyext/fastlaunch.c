@@ -21,6 +21,8 @@
  *   dispatcher[grid] -> a launcher; calling it launches. dispatcher.forget() drops the
  *   signatures seen (the JITFunction calls it when its dict of kernels changes).
  *   set_tensor_type(torch.Tensor) once torch is imported.
+ *   runtime_info(path) / kernel_info(path): dlopen the shim / a kernel and read what a launch
+ *   needs, so that a warm start loads neither through cffi.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
