@@ -266,6 +266,11 @@ class Emitter:
                 self._taken.add(v)
         return local
 
+    @property
+    def known_true(self) -> set[Value]:
+        """Masks whose lanes read as ``1`` where code is being built (``assume_true``)."""
+        return self._true
+
     @contextmanager
     def assume_true(self, masks: Iterable[Value]) -> Iterator[None]:
         """Inside: lanes of ``masks`` read as ``1`` (a loop cut to the active lanes of prefix
@@ -290,8 +295,8 @@ class Emitter:
             stored = x in self._names and x not in self._pending
             if x.type.shape != shape or op.op not in _LANEWISE or stored:
                 continue  # another lane mapping, or a stored array: no mask is read here
-            if op.op is Op.LT and op.attr("prefix"):
-                out.append(x)
+            if op.op is Op.LT and op.attr("prefix") and x not in self._true:
+                out.append(x)  # (one known true, in a loop's full blocks, needs no split)
             todo.extend(op.operands)
         return out
 

@@ -148,7 +148,7 @@ def _store(r: Emitter, op: Operation) -> None:
 
     if op.attr("stream") and r.mode == "cpu":
         _stream(r, op, stmt)
-    elif op.attr("prefix"):
+    elif op.attr("prefix") and mask not in r.known_true:
         _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
     elif op.attr("contig"):
         _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))

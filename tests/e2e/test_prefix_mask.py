@@ -70,6 +70,19 @@ def column_sums(x, out, n, BLOCK: pl.constexpr):
     pl.store(out + 1, pl.sum(sq, axis=0))
 
 
+@pypto.jit
+def scaled_copy(x, out, sums, start, n, BLOCK: pl.constexpr):
+    """A column loop with a side effect in every iteration and a start that is not a
+    multiple of the block: full blocks run in a loop of their own, the rest after it."""
+    acc = pl.zeros([BLOCK], dtype=pl.float32)
+    for off in range(start, n, BLOCK):
+        cols = off + pl.arange(0, BLOCK)
+        v = pl.load(x + cols, mask=cols < n, other=0.0)
+        pl.store(out + cols, v * 2.0 + 1.0, mask=cols < n)
+        acc += v
+    pl.store(sums, pl.sum(acc, axis=0))
+
+
 def _row_stats_ref(x, n, start):
     v = x[start:n].double()
     if len(v) == 0:
@@ -107,6 +120,7 @@ def test_marks_prefix_stores_only():
     assert "c < cf_" in text and "c = cf_" in text
     text = render_c(parse_module(opt_ir(column_sums, [x, out, 64], {"BLOCK": 16})), "cpu")
     assert text.count("i < m_") == 2 and text.count("i = m_") == 2  # both accumulators
+    assert "== 16)) break;" in text  # full blocks first, in a loop of their own
 
 
 def test_reductions_over_prefix_masks(backend, tmp_path):
@@ -140,6 +154,23 @@ def test_accumulators_over_prefix_masks(backend, tmp_path):
             ref = torch.zeros(2)
             launch_unfused(column_sums, (1,), [x, ref, n], {"BLOCK": 64}, tmp_path)
             same_bits(out, ref)
+
+
+def test_loops_over_full_then_partial_blocks(backend, tmp_path):
+    torch.manual_seed(4)
+    x = torch.randn(300)
+    for start, n in [(0, 300), (0, 256), (5, 300), (40, 45), (70, 64), (0, 0)]:
+        out, sums = torch.full((300,), 7.0), torch.zeros(1)
+        scaled_copy[(1,)](x, out, sums, start, n, BLOCK=32, backend=backend)
+        want = torch.full((300,), 7.0)
+        want[start:n] = x[start:n] * 2.0 + 1.0
+        assert torch.equal(out, want), (start, n)
+        torch.testing.assert_close(sums, x[start:n].sum(0, keepdim=True), rtol=1e-5, atol=1e-5)
+        if backend == "cpu":
+            ref_out, ref_sums = torch.full((300,), 7.0), torch.zeros(1)
+            args = [x, ref_out, ref_sums, start, n]
+            launch_unfused(scaled_copy, (1,), args, {"BLOCK": 32}, tmp_path)
+            same_bits(sums, ref_sums)
 
 
 def test_prefix_counts(backend):
