@@ -4,7 +4,8 @@ Loop-carried values and if-results live in storage declared before the statement
 (C locals and arrays); region block arguments and op results are bound to that
 storage, and a terminator becomes a parallel assignment into it.
 
-  FOR   -> ``for (iv = lo; iv < hi; iv += step) { body; carried := yielded }``
+  FOR   -> ``for (iv = lo; iv < hi; iv += step) { body; carried := yielded }`` (preceded by
+           a loop over the iterations whose prefix masks are full, see ``full_blocks``)
   IF    -> ``if (c) { then; res := yielded } else { else; res := yielded }``
   WHILE -> ``for (;;) { before; res := forwarded; if (!c) break; after; carried := yielded }``
 """

@@ -7,8 +7,9 @@ can then run those lanes first, with the mask known true, and the rest after wit
 the loads of the loop body masked by it read unconditionally in the first loop, and gcc
 emits plain vector loads and stores there instead of a compare and a masked access per
 vector. On an AVX-512 machine that made a bias + GELU loop about 15% faster and a softmax row
-6% (for the accumulators of the layer-norm forward kernel the gain is lost in the noise of
-the machine it was measured on).
+6%. A ``for`` loop over the columns of a row (``cols = off + arange``, ``off`` the loop
+variable) also runs its iterations whose masks are full first, with the masks known true
+(``codegen/control.py``).
 
 This pass marks ``lt(a, splat(n))`` on 1-D i32 blocks whose ``a`` is an ``arange`` or an
 ``add`` of one and a splat (either order, nested) with ``prefix=True``, and the contiguous
