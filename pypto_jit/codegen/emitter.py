@@ -174,21 +174,30 @@ class Emitter:
     def for_lanes_split(
         self, t: BlockType, build: Callable[[str], str], masks: list[Value], cols=frozenset()
     ) -> None:
-        """``for_lanes`` for a loop whose lanes read the prefix ``masks`` (``prefix_masks``):
-        the surely active lanes first, by a loop that reads the masks as true (plain vector
-        loads instead of masked ones), then the rest as usual."""
+        """``for_lanes`` for a loop whose lanes read the prefix ``masks`` (``prefix_masks``),
+        split by ``prefix_loops``."""
         if not masks or len(t.shape) != 1:
             self.for_lanes(t, build, cols)
             return
-        n, ix = t.numel, Ix("i", "0", "i", t.numel)
         self.open("{")
-        self.emit(f"int32_t m_ = {n};")
-        for mk in masks:
-            self.emit(f"{{ const int32_t k_ = {self.prefix_count(mk)}; if (k_ < m_) m_ = k_; }}")
-        with self.assume_true(masks):
-            self.body("for (int32_t i = 0; i < m_; ++i)", lambda: build(ix))
-        self.body(f"for (int32_t i = m_; i < {n}; ++i)", lambda: build(ix))
+        self.prefix_loops("i", t.numel, masks, build)
         self.close()
+
+    def prefix_loops(
+        self, var: str, n: int, masks: list[Value], build: Callable[[str], str]
+    ) -> None:
+        """The lanes ``var`` in ``[0, n)`` of a row whose lanes read the prefix ``masks``: the
+        surely active ones first, by a loop that reads the masks as true (plain vector loads
+        instead of masked ones), then the rest as usual (none, unless a mask's offsets wrap
+        around int32)."""
+        ix = Ix(var, "0", var, n)
+        counts = [self.prefix_count(mk) for mk in masks]
+        self.emit(f"int32_t m_ = {counts[0]};")
+        for count in counts[1:]:
+            self.emit(f"{{ const int32_t k_ = {count}; if (k_ < m_) m_ = k_; }}")
+        with self.assume_true(masks):
+            self.body(f"for (int32_t {var} = 0; {var} < m_; ++{var})", lambda: build(ix))
+        self.body(f"for (int32_t {var} = m_; {var} < {n}; ++{var})", lambda: build(ix))
 
     # -- names -----------------------------------------------------------------------
     def fresh(self, prefix: str = "v") -> str:

@@ -158,17 +158,11 @@ def _store(r: Emitter, op: Operation) -> None:
 
 
 def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build) -> None:
-    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): its active lanes by
-    a loop that reads them unmasked, then the rest by the masked loop (nothing, unless the
-    mask's offsets wrap around int32)."""
+    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): ``prefix_loops``."""
     ptr, _, mask = op.operands
     cols = ptr.type.shape[0]
-    ix = Ix("j", "0", "j", cols)
     r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
-    r.emit(f"const int32_t m_ = {r.prefix_count(mask)};")
-    with r.assume_true([mask]):
-        r.body("for (int32_t j = 0; j < m_; ++j)", lambda: build(ix))
-    r.body(f"for (int32_t j = m_; j < {cols}; ++j)", lambda: build(ix))
+    r.prefix_loops("j", cols, [mask], build)
     r.close()
 
 
