@@ -105,9 +105,9 @@ def _load(path: Path) -> Any:
 
 def launch_address() -> int:
     """Where ``pypto_launch`` is, the shim loaded by the extension (no cffi needed)."""
-    address, abi = module().runtime_info(str(shim.runtime_library()))
-    if abi != shim.ABI_VERSION:
-        raise RuntimeError(f"runtime ABI {abi}, this package expects {shim.ABI_VERSION}")
+    library = shim.runtime_library()
+    address, abi = module().runtime_info(str(library))
+    shim.check_abi(library, "runtime", abi)
     return address
 
 
@@ -117,8 +117,7 @@ def load_kernel(so: Path) -> tuple[int, int] | None:
     if not config.fast_launch() or module() is None:
         return None
     address, stack, abi = _module.kernel_info(str(Path(so).absolute()))
-    if abi != shim.ABI_VERSION:
-        raise RuntimeError(f"{so}: kernel ABI {abi}, this runtime speaks {shim.ABI_VERSION}")
+    shim.check_abi(so, "kernel", abi)
     return address, stack
 
 

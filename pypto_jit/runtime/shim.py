@@ -95,6 +95,12 @@ def runtime_source_dir() -> Path:
     return _PACKAGE_DIR / "_runtime_c"
 
 
+def check_abi(path: str | os.PathLike[str], what: str, abi: int) -> None:
+    """A RuntimeError unless the loaded ``what`` ("runtime" or "kernel") speaks this ABI."""
+    if abi != ABI_VERSION:
+        raise RuntimeError(f"{path}: {what} ABI {abi}, this package speaks {ABI_VERSION}")
+
+
 class LoadedKernel:
     """A dlopened kernel object. Keep it alive as long as ``fn`` may be called."""
 
@@ -117,9 +123,7 @@ class Runtime:
 
         self.ffi = _load_ffi(path.parent / _ffi_module_name(_cffi_backend.__version__))
         self.lib = self.ffi.dlopen(str(path), self.ffi.RTLD_NOW | self.ffi.RTLD_LOCAL)
-        abi = self.lib.pypto_abi_version()
-        if abi != ABI_VERSION:
-            raise RuntimeError(f"{path}: runtime ABI {abi}, this package expects {ABI_VERSION}")
+        check_abi(path, "runtime", self.lib.pypto_abi_version())
         self._null_i = self.ffi.cast("int64_t *", 0)
         self._null_f = self.ffi.cast("double *", 0)
 
@@ -136,8 +140,7 @@ class Runtime:
             fn = self.ffi.cast("pypto_program_fn", lib.pypto_program)
         except (AttributeError, self.ffi.error) as exc:  # a missing symbol
             raise RuntimeError(f"{path} is not a pypto kernel object: {exc}") from exc
-        if abi != ABI_VERSION:
-            raise RuntimeError(f"{path}: kernel ABI {abi}, this runtime speaks {ABI_VERSION}")
+        check_abi(path, "kernel", abi)
         return LoadedKernel(path=path, lib=lib, fn=fn, stack_bytes=stack)
 
     def new_error(self) -> Any:

@@ -435,18 +435,18 @@ static void *open_object(PyObject *path) {
   return h;
 }
 
-static void *symbol(void *h, PyObject *path, const char *name) {
+static void *symbol(void *h, PyObject *path, const char *what, const char *name) {
   void *f = dlsym(h, name);
   if (f == NULL)
-    PyErr_Format(PyExc_RuntimeError, "%U is not a pypto object: no symbol %s", path, name);
+    PyErr_Format(PyExc_RuntimeError, "%U is not a pypto %s object: no symbol %s", path, what, name);
   return f;
 }
 
 /* runtime_info(path) -> (address of pypto_launch, the shim's ABI version) */
 static PyObject *runtime_info(PyObject *mod, PyObject *path) {
   void *h = open_object(path), *launch, *abi;
-  if (h == NULL || (launch = symbol(h, path, "pypto_launch")) == NULL ||
-      (abi = symbol(h, path, "pypto_abi_version")) == NULL)
+  if (h == NULL || (launch = symbol(h, path, "runtime", "pypto_launch")) == NULL ||
+      (abi = symbol(h, path, "runtime", "pypto_abi_version")) == NULL)
     return NULL;
   return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)launch,
                        (int)((int32_t(*)(void))abi)());
@@ -455,9 +455,9 @@ static PyObject *runtime_info(PyObject *mod, PyObject *path) {
 /* kernel_info(path) -> (address of pypto_program, its stack bytes, the kernel's ABI version) */
 static PyObject *kernel_info(PyObject *mod, PyObject *path) {
   void *h = open_object(path), *program, *stack, *abi;
-  if (h == NULL || (program = symbol(h, path, "pypto_program")) == NULL ||
-      (stack = symbol(h, path, "pypto_stack_bytes")) == NULL ||
-      (abi = symbol(h, path, "pypto_kernel_abi")) == NULL)
+  if (h == NULL || (program = symbol(h, path, "kernel", "pypto_program")) == NULL ||
+      (stack = symbol(h, path, "kernel", "pypto_stack_bytes")) == NULL ||
+      (abi = symbol(h, path, "kernel", "pypto_kernel_abi")) == NULL)
     return NULL;
   return Py_BuildValue("(KLi)", (unsigned long long)(uintptr_t)program,
                        (long long)((int64_t(*)(void))stack)(), (int)((int32_t(*)(void))abi)());

@@ -261,15 +261,25 @@ def test_bad_launches_are_refused(env):
     assert rt.launch(k["vadd"], (1 << 40, 1 << 40), args, [1.0], err=err) == rt.lib.PYPTO_ERR_OTHER
 
 
-def test_kernel_with_wrong_abi_is_rejected(env, tmp_path):
+@pytest.mark.parametrize("loader", ["cffi", "extension"])
+def test_kernel_with_wrong_abi_is_rejected(env, tmp_path, loader):
     rt, _, paths = env
+    load = rt.load_kernel
+    if loader == "extension":  # what the C launch path loads kernels with
+        from pypto_jit.runtime import fastpath
+
+        if fastpath.module() is None:
+            pytest.skip("the C launch path could not be built here")
+        load = fastpath.load_kernel
     with pytest.raises(RuntimeError, match="kernel ABI 0"):
-        rt.load_kernel(paths["oldabi"])
+        load(paths["oldabi"])
     not_a_kernel = tmp_path / "plain.so"
     (tmp_path / "plain.c").write_text("int f(void) { return 1; }\n")
     compiler.compile_shared(tmp_path / "plain.c", not_a_kernel, "sim")
     with pytest.raises(RuntimeError, match="not a pypto kernel"):
-        rt.load_kernel(not_a_kernel)
+        load(not_a_kernel)
+    with pytest.raises(OSError):
+        load(tmp_path / "missing.so")
 
 
 def _in_child(fn, timeout: float = 30.0) -> int:
