@@ -59,8 +59,8 @@ def _for(r: Emitter, op: Operation) -> None:
 
 def full_blocks(r: Emitter, op: Operation) -> dict[Value, str]:
     """The prefix masks of a FOR body that are ``(iv + arange) < n`` with ``n`` from outside
-    the loop (Triton's ``cols = off + pl.arange(0, B); mask = cols < N``), each with the C
-    test that it is full at the current iteration.
+    the body or ``iv`` itself (Triton's ``cols = off + pl.arange(0, B); mask = cols < N``),
+    each with the C test that it is full at the current iteration, made before the body.
 
     A loop over the columns of a row has full blocks in every iteration but the last. Those
     run as a loop of their own with the masks known true: no masked remainder is left in it,

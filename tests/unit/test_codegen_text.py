@@ -413,3 +413,54 @@ def test_streamed_store_text(monkeypatch):
     assert "pypto_stream256" not in _fused_c(COPY, "sim")  # the checking backend stores plainly
     monkeypatch.setattr(streaming, "MIN_TENSOR_BYTES", 1 << 20)
     assert "pypto_stream256" not in _fused_c(COPY)  # 16 KiB: stays in cache
+
+
+# acc += load(x + cols, mask=cols < bound) over cols = off + arange, off the loop variable
+COLUMN_LOOP = """kernel @cols(
+  %x: ptr<f32> tensor(shape=[?], strides=[?]),
+  %out: ptr<f32> tensor(shape=[?], strides=[?]),
+  %n: i32 scalar
+) {
+  %z = const {value=0} : i32
+  %b = const {value=64} : i32
+  %zf = const {value=0.0} : f32
+  %init = splat %zf : block<f32,[64]>
+  %r = for %z, %n, %b, %init : block<f32,[64]> {
+  ^(%off: i32, %acc: block<f32,[64]>):
+    %a = arange {start=0, end=64} : block<i32,[64]>
+    %o = splat %off : block<i32,[64]>
+    %cols = add %o, %a : block<i32,[64]>
+    %left = sub %n, %off : i32
+    %bs = splat BOUND : block<i32,[64]>
+    %m = lt %cols, %bs : block<i1,[64]>
+    %xs = splat %x : block<ptr<f32>,[64]>
+    %xp = addptr %xs, %cols : block<ptr<f32>,[64]>
+    %v = load %xp, %m, %init
+    %s = add %acc, %v : block<f32,[64]>
+    yield %s
+  }
+  %t = reduce %r {axis=0, keep_dims=false, kind="sum"} : f32
+  store %out, %t
+}
+"""
+
+
+def _column_loop_c(bound: str) -> str:
+    from pypto_jit.passes import fuse, mark_prefix_masks
+
+    m = mark_prefix_masks(fuse(annotate_addresses(_ir(COLUMN_LOOP.replace("BOUND", bound)))))
+    verify(m)
+    return render_c(m, "cpu")
+
+
+def test_column_loops_run_full_blocks_first():
+    c = _column_loop_c("%n")  # a bound from outside the loop: full blocks first
+    head, rest = c.split("break;", 1)
+    assert re.search(r"if \(!\(pypto_prefix\(.*, 64\) == 64\)\) $", head.splitlines()[-1])
+    assert "m_" not in head.split("for (;")[-1]  # no masked lanes left in the full-block loop
+    assert "i < m_" in rest and "i = m_" in rest  # the usual body after it
+
+
+def test_column_loops_with_a_bound_from_the_body_stay_one_loop():
+    c = _column_loop_c("%left")  # cols < n - off: computed in the body, not tested up front
+    assert "break;" not in c and "i < m_" in c
