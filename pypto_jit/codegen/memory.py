@@ -54,9 +54,10 @@ def check_access(
     r.close()
 
 
-def _rows(r: Emitter, ptr: Value, row_ptr: str, build) -> None:
+def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False) -> None:
     """One loop per row of a contiguous access: ``row_ptr`` (a declaration of ``q``) is set
-    to the row's first address, then ``build(ix)`` is the body for lane ``ix``, column ``j``."""
+    to the row's first address, then ``build(ix)`` is the body for lane ``ix``, column ``j``
+    (after a write prefetch of the row's lines, with ``prefetch``)."""
     t = ptr.type
     cols, rows = t.shape[-1], t.numel // t.shape[-1]
     if rows == 1:
@@ -66,6 +67,8 @@ def _rows(r: Emitter, ptr: Value, row_ptr: str, build) -> None:
         r.open(f"for (int32_t rw = 0; rw < {rows}; ++rw) {{")
         r.emit(f"{row_ptr}{r.lane(ptr, Ix(f'rw * {cols}', f'rw * {cols}', '0', cols))};")
         ix = Ix(f"rw * {cols} + j", f"rw * {cols}", "j", cols)
+    if prefetch:
+        r.emit(f"pypto_prefetchw(q, {cols * scalar_of(t).itemsize});")
     r.body(f"for (int32_t j = 0; j < {cols}; ++j)", lambda: build(ix))
     r.close()
 
@@ -146,22 +149,27 @@ def _store(r: Emitter, op: Operation) -> None:
         guard = f"if ({r.lane(mask, ix)}) " if mask is not None else ""
         return f"{guard}{target} = {x};"
 
+    prefetch = bool(op.attr("prefetch")) and r.mode == "cpu"
     if op.attr("stream") and r.mode == "cpu":
         _stream(r, op, stmt)
     elif op.attr("prefix") and mask not in r.known_true:
-        _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
+        _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix), prefetch)
     elif op.attr("contig"):
-        _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix))
+        _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix), prefetch)
     else:
         n = ptr.type.numel
         r.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: stmt(f"p{k}[{r.lane(ptr)}]", "i"))
 
 
-def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build) -> None:
-    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): ``prefix_loops``."""
+def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build, prefetch: bool) -> None:
+    """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): ``prefix_loops``,
+    after a write prefetch of the surely active lanes' lines, with ``prefetch``."""
     ptr, _, mask = op.operands
     cols = ptr.type.shape[0]
     r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
+    if prefetch:
+        size = scalar_of(ptr.type).itemsize
+        r.emit(f"pypto_prefetchw(q, (int64_t)({r.prefix_count(mask)}) * {size});")
     r.prefix_loops("j", cols, [mask], build)
     r.close()
 

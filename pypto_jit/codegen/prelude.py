@@ -363,6 +363,16 @@ static inline void pypto_sfence(void) {
 """,
         (),
     ),
+    # Write-prefetch (PREFETCHW) of the lines of [p, p + bytes) before a store loop writes them.
+    "pypto_prefetchw": (
+        """\
+static inline void pypto_prefetchw(const void *p, int64_t bytes) {
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, end = (uintptr_t)p + (uintptr_t)bytes;
+  for (; a < end; a += 64) __builtin_prefetch((const void *)a, 1, 3);
+}
+""",
+        (),
+    ),
     # How many leading lanes of a prefix mask ``a0 + j < n`` (j < lanes) are true: those below
     # n - a0, where a0 + j < n cannot have wrapped around int32 (lanes past them that wrap
     # and compare true are left to the masked loop that follows).

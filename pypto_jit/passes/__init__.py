@@ -19,6 +19,7 @@ from .mask_simplify import mask_simplify
 from .nowrap import version_nowrap
 from .prefix_mask import mark_prefix_masks
 from .streaming import stream_stores
+from .write_prefetch import prefetch_stores
 
 Pass = Callable[[Module], Module]
 
@@ -47,6 +48,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("fusion", fuse),  # reads address's ``param``/``contig`` attrs
     ("streaming", stream_stores),  # reads fusion's ``fuse`` attrs
     ("prefix_mask", mark_prefix_masks),  # reads address's ``contig`` attrs
+    ("write_prefetch", prefetch_stores),  # reads the three passes' attrs above
 ]
 
 
@@ -81,6 +83,6 @@ def run_pipeline(
 
 __all__ = [
     "PIPELINE", "Pass", "PipelineError", "annotate_addresses", "canonicalize", "carry_offsets",
-    "cse", "dce", "fuse", "mark_prefix_masks", "mask_simplify", "run_pipeline", "stream_stores",
-    "version_nowrap",
+    "cse", "dce", "fuse", "mark_prefix_masks", "mask_simplify", "prefetch_stores", "run_pipeline",
+    "stream_stores", "version_nowrap",
 ]  # fmt: skip

@@ -35,13 +35,16 @@ MIN_TENSOR_BYTES = 32 << 20
 def stream_stores(m: Module) -> Module:
     """``m`` with ``stream=True`` on the STOREs that write with non-temporal stores."""
     read = {op.attr("param") for op in m.walk() if op.op is Op.LOAD or op.op in ATOMICS}
-    big = {k for k, p in enumerate(m.params) if k not in read and _bytes(p) >= MIN_TENSOR_BYTES}
+    big = {
+        k for k, p in enumerate(m.params) if k not in read and tensor_bytes(p) >= MIN_TENSOR_BYTES
+    }
     if not big:
         return m
     return replace(m, body=_block(m.body, big))
 
 
-def _bytes(p) -> int:
+def tensor_bytes(p) -> int:
+    """Bytes a tensor parameter's static layout spans (0: not a tensor, or not static)."""
     if p.kind != "tensor" or None in p.shape or None in p.strides or 0 in p.shape:
         return 0
     span = 1 + sum((d - 1) * abs(s) for d, s in zip(p.shape, p.strides, strict=True))
@@ -65,11 +68,12 @@ def _streams(op: Operation, big: set[int], defs: dict[Value, Operation]) -> bool
     if op.attr("param") not in big or not op.attr("contig") or not isinstance(t, BlockType):
         return False
     one_row = t.numel == t.shape[-1] and t.numel * scalar_of(t).itemsize >= MIN_ROW_BYTES
-    return one_row and all(_light(v, defs) for v in op.operands[1:])
+    return one_row and all(light(v, defs) for v in op.operands[1:])
 
 
-def _light(v: Value, defs: dict[Value, Operation], depth: int = 0) -> bool:
-    """Computing ``v``'s lanes in the store loop costs only loads and cheap arithmetic."""
+def light(v: Value, defs: dict[Value, Operation], depth: int = 0) -> bool:
+    """Computing ``v``'s lanes in the store loop costs only loads and cheap arithmetic
+    (``passes.write_prefetch`` asks too)."""
     op = defs.get(v)
     if op is None or depth > 64:
         return op is None  # a block argument or a parameter: read from storage
@@ -82,4 +86,4 @@ def _light(v: Value, defs: dict[Value, Operation], depth: int = 0) -> bool:
         return True
     if fuse == "inline" and op.op is not Op.LOAD:
         return False
-    return all(_light(x, defs, depth + 1) for x in op.operands)
+    return all(light(x, defs, depth + 1) for x in op.operands)

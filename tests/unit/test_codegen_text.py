@@ -415,6 +415,48 @@ def test_streamed_store_text(monkeypatch):
     assert "pypto_stream256" not in _fused_c(COPY)  # 16 KiB: stays in cache
 
 
+# a row's sum, then the row minus it stored (masked by n): its store loop reads x again
+TWO_PASS_ROW = """kernel @two_pass(
+  %x: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
+  %out: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
+  %n: i32 scalar
+) {
+  %a = arange {start=0, end=1024} : block<i32,[1024]>
+  %ns = splat %n : block<i32,[1024]>
+  %m = lt %a, %ns
+  %xs = splat %x : block<ptr<f32>,[1024]>
+  %xp = addptr %xs, %a
+  %v = load %xp, %m
+  %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32
+  %v2 = load %xp, %m
+  %ss = splat %s : block<f32,[1024]>
+  %y = sub %v2, %ss
+  %os = splat %out : block<ptr<f32>,[1024]>
+  %op = addptr %os, %a
+  store %op, %y, %m
+}
+"""
+
+
+def _prefetch_c(text: str, mode: str = "cpu") -> str:
+    from pypto_jit.passes import fuse, mark_prefix_masks, prefetch_stores, stream_stores
+
+    m = prefetch_stores(mark_prefix_masks(stream_stores(fuse(annotate_addresses(_ir(text))))))
+    verify(m)
+    return render_c(m, mode)
+
+
+def test_write_prefetch_text():
+    c = _prefetch_c(TWO_PASS_ROW)
+    assert "static inline void pypto_prefetchw(" in c
+    # a prefix-masked store: the lanes the mask surely keeps, before its loops
+    count = r"\(int64_t\)\(pypto_prefix\([^;]*\)\) \* 4"
+    assert re.search(rf"pypto_prefetchw\(q, {count}\);\n *int32_t m_ = pypto_prefix", c)
+    unmasked = _prefetch_c(TWO_PASS_ROW.replace("store %op, %y, %m", "store %op, %y"))
+    assert "pypto_prefetchw(q, 4096);" in unmasked  # the whole row
+    assert "pypto_prefetchw" not in _prefetch_c(TWO_PASS_ROW, "sim")  # stores plainly
+
+
 # acc += load(x + cols, mask=cols < bound) over cols = off + arange, off the loop variable
 COLUMN_LOOP = """kernel @cols(
   %x: ptr<f32> tensor(shape=[?], strides=[?]),

@@ -965,7 +965,7 @@ def test_pipeline_names_the_pass_that_broke_the_ir():
 def test_pipeline_default_list_is_the_documented_order():
     assert [name for name, _ in PIPELINE] == [
         "canonicalize", "cse", "dce", "mask_simplify", "canonicalize", "dce", "carried_offsets",
-        "nowrap", "address", "fusion", "streaming", "prefix_mask",
+        "nowrap", "address", "fusion", "streaming", "prefix_mask", "write_prefetch",
     ]  # fmt: skip
 
 
@@ -1244,3 +1244,71 @@ def test_streaming_large_cheap_outputs():
         + "    %u = load %op\n    %w = add %v, %u\n    store %op, %w\n"
     )
     assert not streamed(read_back)  # the output is loaded too
+
+
+# -- write prefetch -----------------------------------------------------------------------------
+# 16 MiB tensors (not streamed), a 4 KiB weight and a dynamic row count
+MID = """kernel @k(
+  %x: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
+  %out: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
+  %w: ptr<f32> tensor(shape=[1024], strides=[1]),
+  %n: i32 scalar
+) {
+"""
+
+# Two passes over a row of x: a sum, then the row again minus the mean, stored.
+TWO_PASS = """
+    %a = arange {start=0, end=1024} : block<i32,[1024]>
+    %xs = splat %x : block<ptr<f32>,[1024]>
+    %xp = addptr %xs, %a
+    %v = load %xp
+    %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32
+    %v2 = load %xp
+    %ss = splat %s : block<f32,[1024]>
+    %y = sub %v2, %ss
+    %os = splat %out : block<ptr<f32>,[1024]>
+    %op = addptr %os, %a
+    store %op, %y
+"""
+
+
+def prefetched(body: str, head: str = MID) -> bool:
+    from pypto_jit import passes
+
+    m = parse_module(head + textwrap.dedent(body).strip() + "\n}\n")
+    m = passes.stream_stores(passes.fuse(passes.annotate_addresses(m)))
+    m = passes.prefetch_stores(passes.mark_prefix_masks(m))
+    verify(m)
+    (store,) = [op for op in m.walk() if op.op is Op.STORE]
+    return bool(store.attr("prefetch"))
+
+
+def test_write_prefetch_of_rows_whose_loop_reads_warm_data():
+    assert prefetched(TWO_PASS)  # the row of x is read a second time
+    weights = TWO_PASS.replace(
+        "    %y = sub %v2, %ss",
+        "    %ws = splat %w : block<ptr<f32>,[1024]>\n    %wp = addptr %ws, %a\n"
+        "    %wv = load %wp\n    %y = mul %v2, %wv",
+    )
+    assert prefetched(weights)  # and a 4 KiB weight, read for the first time
+    masked = TWO_PASS.replace("store %op, %y", "store %op, %y, %m").replace(
+        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = lt %a, %ns\n    %xs =", 1
+    )
+    assert prefetched(masked)  # a prefix mask: its surely active lanes
+    assert not prefetched(masked.replace("%m = lt %a, %ns", "%m = gt %a, %ns"))
+
+
+def test_write_prefetch_skips_loops_that_stream_compute_or_store_little():
+    first_read = (
+        TWO_PASS.replace("%y = sub %v2, %ss", "%y = add %v2, %v2")
+        .replace(
+            '    %v = load %xp\n    %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32\n',
+            "",
+        )
+        .replace("    %ss = splat %s : block<f32,[1024]>\n", "")
+    )
+    assert "load" in first_read and "%v =" not in first_read
+    assert not prefetched(first_read)  # the loop streams x in: prefetches would delay it
+    assert not prefetched(TWO_PASS.replace("%y = sub %v2, %ss", "%y = tanh %v2"))
+    assert not prefetched(TWO_PASS.replace("1024]>", "32]>").replace("end=1024", "end=32"))
+    assert not prefetched(TWO_PASS, BIG)  # 64 MiB out: streamed instead
