@@ -5,7 +5,8 @@ Loop-carried values and if-results live in storage declared before the statement
 storage, and a terminator becomes a parallel assignment into it.
 
   FOR   -> ``for (iv = lo; iv < hi; iv += step) { body; carried := yielded }`` (preceded by
-           a loop over the iterations whose prefix masks are full, see ``full_blocks``)
+           a loop over the iterations whose prefix masks are full, see ``full_blocks``:
+           ``if (iv < hi && full) do { body; carried := yielded; iv += step } while (...)``)
   IF    -> ``if (c) { then; res := yielded } else { else; res := yielded }``
   WHILE -> ``for (;;) { before; res := forwarded; if (!c) break; after; carried := yielded }``
 """
@@ -43,11 +44,12 @@ def _for(r: Emitter, op: Operation) -> None:
     full = full_blocks(r, op)
     if full:  # iterations whose prefix masks are all full first, as a loop of their own
         r.emit(f"{c_type(iv.type)} {ivn} = {r.name(lo)};")
-        r.open(f"for (; {cond}; {ivn} += {r.name(step)}) {{")
-        r.emit(f"if (!({' && '.join(full.values())})) break;")
+        test = f"{cond} && {' && '.join(full.values())}"
+        r.open(f"if ({test}) do {{")
         with r.assume_true(full):
             r.assign(carried, _terminator(r, op, 0, Op.YIELD).operands)
-        r.close()
+        r.emit(f"{ivn} += {r.name(step)};")
+        r.close(f"}} while ({test});")
         r.open(f"for (; {cond}; {ivn} += {r.name(step)}) {{")
     else:
         r.open(f"for ({c_type(iv.type)} {ivn} = {r.name(lo)}; {cond}; {ivn} += {r.name(step)}) {{")
@@ -65,8 +67,11 @@ def full_blocks(r: Emitter, op: Operation) -> dict[Value, str]:
     A loop over the columns of a row has full blocks in every iteration but the last. Those
     run as a loop of their own with the masks known true: no masked remainder is left in it,
     so gcc keeps block accumulators in registers across iterations (a layer-norm row: about
-    20% fewer cycles). The loop breaks out at the first iteration that is not all full, and
-    the loop after it, the usual body, runs the rest.
+    20% fewer cycles). It stops at the first iteration that is not all full, and the loop
+    after it, the usual body, runs the rest. It is a ``do``-``while`` behind the same test:
+    its body then runs at least once wherever its exits are, so gcc writes the registers
+    back to the accumulators after it unconditionally, instead of keeping a flag per
+    accumulator (set on every iteration) of whether the loop ran at all (3-5% fewer cycles).
     """
     body = op.regions[0]
     iv = body.args[0]

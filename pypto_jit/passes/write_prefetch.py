@@ -1,14 +1,14 @@
 """Write prefetch: which STOREs fetch their lines for writing before their loop runs.
 
-A store to a line that is not in the cache waits for the line to be read first, and the
-core starts those reads late (in order, as stores leave the store queue), a few at a time.
+A store to a line that is not in the cache has to read the line first; a loop of stores
+seems to start those reads only a few at a time, as the stores drain from the store queue.
 A write prefetch (PREFETCHW) of the whole row just before the store loop starts all of
 them at once. Measured on an AVX-512 machine with the layer-norm forward kernel (three
-passes over each 4 KB row, the last one storing it): 1.2-1.5x faster on one and two
+passes over each 4 KB row, the last one storing it): 1.1-1.5x faster on one and on two
 threads. It does not pay everywhere: in a loop that also streams its inputs from memory
 (bias + GELU, a vector add), the burst of prefetches delays the loads the loop waits on
 (6-27% slower), and a loop with a division per element (softmax) hides the line reads
-behind its arithmetic anyway (3-20% slower). So a STORE gets ``prefetch=True`` when
+behind its arithmetic anyway (3-27% slower). So a STORE gets ``prefetch=True`` when
 
 * it is contiguous (``contig``), not streamed (``passes.streaming``), and its rows span
   at least ``MIN_ROW_BYTES``; it has no mask, or a prefix mask (``passes.prefix_mask``):
