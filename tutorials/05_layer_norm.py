@@ -175,8 +175,8 @@ BACKEND = {"name": None}  # the backend the autograd function launches on (None:
 # The forward kernel walks a row in BLOCK_SIZE chunks, three times. Triton's tutorial takes
 # the whole row as one block (on a GPU the partial sums live in registers); on a CPU a short
 # block keeps the loop-carried partial sums in registers and L1 while the row streams
-# through. Measured at N = 1024 (interleaved, medians): 256 takes 0.77-0.84 ms, 128
-# 0.96-1.09 ms, 512 1.1-1.2 ms, one block of 1024 about 1.3 ms.
+# through. Measured at N = 1024 (interleaved, medians of five runs): 128 and 256 take
+# 0.72-0.89 ms, 512 0.85-1.3 ms, one block of 1024 1.1-2.2 ms.
 FWD_BLOCK_SIZE = 256
 
 

@@ -2,13 +2,13 @@
 
 Each row times the tutorial's own kernel against the torch reference with
 interleaved rounds (medians), or, for the launch and first-call rows, the
-latency itself. Each row runs in fresh processes (three by default, taken in
+latency itself. Each row runs in fresh processes (five by default, taken in
 turns with the other rows) and the table shows the run with the median ratio: on
 a shared machine one process now and then runs a whole row slow. First calls run
 in fresh processes: one with an empty kernel cache (the runtime shim already
 built, as `make install` leaves it) and one whose cache already holds the kernel.
 
-    python tutorials/speed_targets.py [--rounds 5] [--processes 3] [--out build/bench]
+    python tutorials/speed_targets.py [--rounds 5] [--processes 5] [--out build/bench]
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per first-call row")
     parser.add_argument(
-        "--processes", type=int, default=3, help="fresh processes per measured row (median)"
+        "--processes", type=int, default=5, help="fresh processes per measured row (median)"
     )
     parser.add_argument("--out", default=None, help="directory for the table")
     parser.add_argument("--row", choices=ROWS, help="measure one row, print it as JSON")
