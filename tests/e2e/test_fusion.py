@@ -1,8 +1,9 @@
 """Fused code (``passes.fusion``, ``passes.streaming`` and the renderer's fused loops)
 against the unfused path, the interpreter and torch.
 
-The unfused path compiles the same lowered IR with the pipeline minus the fusion and
-streaming passes, so every block is computed by a loop of its own into an array: the
+The unfused path compiles the same lowered IR with the pipeline minus the passes that
+annotate for the renderer (fusion, streaming, prefix masks, write prefetch), so every block
+is computed by a loop of its own into an array and stored plainly: the
 fused kernel must agree with it bit for bit on the cpu backend (fusion moves computations
 between loops, it never reorders arithmetic). Each kernel also runs on ``sim`` and
 ``interpret`` and is compared with torch/numpy.
@@ -24,7 +25,8 @@ from pypto_jit.ir.parser import parse_module
 from pypto_jit.passes import PIPELINE, run_pipeline, streaming
 
 pytestmark = needs_cc
-UNFUSED = [(n, fn) for n, fn in PIPELINE if n not in ("fusion", "streaming", "prefix_mask")]
+UNOPTIMIZED = ("fusion", "streaming", "prefix_mask", "write_prefetch")
+UNFUSED = [(n, fn) for n, fn in PIPELINE if n not in UNOPTIMIZED]
 
 
 def launch_unfused(kernel, grid, args: list, constexprs: dict, tmp_path) -> None:
