@@ -10,8 +10,6 @@ import torch
 import pypto_jit as pypto
 import pypto_jit.language as pl
 
-BACKENDS = ["cpu", "sim", "interpret"]
-
 
 @pypto.jit
 def center_rows(x, out, n, x_stride, out_stride, BLOCK: pl.constexpr):
@@ -34,7 +32,6 @@ def scale_by_weight(x, w, out, n, BLOCK: pl.constexpr):
     pl.store(out + row * n + cols, pl.load(x + row * n + cols) * pl.load(w + cols) + peak)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n,shift", [(1024, 0), (1000, 3), (17, 1), (1, 0), (0, 0)])
 def test_prefix_masked_rows(backend, n, shift):
     rows, block = 6, 1024
@@ -55,7 +52,6 @@ def test_prefix_masked_rows(backend, n, shift):
         assert torch.equal(out, plain)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_full_rows(backend):
     x, w = torch.randn(8, 256), torch.randn(256)
     out = torch.empty_like(x)
