@@ -67,6 +67,27 @@ def cheap(op: Operation) -> bool:
     return False
 
 
+def loop_ops(values, defs: dict[Value, Operation], limit: int = 256) -> list[Operation] | None:
+    """The ops whose lanes the loop that reads ``values`` computes in its body: those reached
+    from ``values`` through fused (``fuse`` attr) and virtual (``cheap``) ops, not past a
+    stored value, whose array the loop reads. None: more than ``limit``, too many to tell."""
+    found: list[Operation] = []
+    seen: set[int] = set()
+    todo = list(values)
+    while todo:
+        op = defs.get(todo.pop())
+        if op is None or id(op) in seen:
+            continue  # an argument, a parameter, or already walked
+        seen.add(id(op))
+        if op.attr("fuse") is None and not cheap(op):
+            continue  # stored: the loop reads its array
+        if len(found) == limit:
+            return None
+        found.append(op)
+        todo.extend(op.operands)
+    return found
+
+
 def own_loop_exp(op: Operation) -> bool:
     """An f32 EXP block: rendered as a loop of its own over its array, with the prelude's
     explicit vector exp (``pypto_expf_n``), never fused into the loop of a reader."""

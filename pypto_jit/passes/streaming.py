@@ -26,7 +26,7 @@ from dataclasses import replace
 from ..ir.nodes import Block, Module, Operation, Value
 from ..ir.ops import ATOMICS, Op
 from ..ir.types import BlockType, scalar_of
-from .fusion import cheap
+from .fusion import cheap, loop_ops
 
 MIN_ROW_BYTES = 1024
 MIN_TENSOR_BYTES = 32 << 20
@@ -68,22 +68,12 @@ def _streams(op: Operation, big: set[int], defs: dict[Value, Operation]) -> bool
     if op.attr("param") not in big or not op.attr("contig") or not isinstance(t, BlockType):
         return False
     one_row = t.numel == t.shape[-1] and t.numel * scalar_of(t).itemsize >= MIN_ROW_BYTES
-    return one_row and all(light(v, defs) for v in op.operands[1:])
+    return one_row and light(loop_ops(op.operands[1:], defs))
 
 
-def light(v: Value, defs: dict[Value, Operation], depth: int = 0) -> bool:
-    """Computing ``v``'s lanes in the store loop costs only loads and cheap arithmetic
-    (``passes.write_prefetch`` asks too)."""
-    op = defs.get(v)
-    if op is None or depth > 64:
-        return op is None  # a block argument or a parameter: read from storage
-    fuse = op.attr("fuse")
-    if fuse == "first":
-        return False
-    if fuse is None and not cheap(op) and op.op is not Op.LOAD:
-        return True  # stored by a loop of its own: the store reads its array
-    if op.op is Op.LOAD and fuse is None:
-        return True
-    if fuse == "inline" and op.op is not Op.LOAD:
-        return False
-    return all(light(x, defs, depth + 1) for x in op.operands)
+def light(ops: list[Operation] | None) -> bool:
+    """A store loop that computes ``ops`` (``fusion.loop_ops``) costs only loads and cheap
+    arithmetic (``passes.write_prefetch`` asks too)."""
+    return ops is not None and all(
+        cheap(op) or (op.op is Op.LOAD and op.attr("fuse") == "inline") for op in ops
+    )

@@ -30,7 +30,7 @@ from dataclasses import replace
 from ..ir.nodes import Block, Module, Operation, Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
-from .fusion import cheap
+from .fusion import loop_ops
 from .streaming import light, tensor_bytes
 
 MIN_ROW_BYTES = 256
@@ -71,34 +71,12 @@ class _Walk:
             return False  # any mask but a prefix: its lanes' lines are not known up front
         if t.shape[-1] * scalar_of(t).itemsize < MIN_ROW_BYTES:
             return False
-        if not all(light(v, defs) for v in store.operands[1:]):
+        ops = loop_ops(store.operands[1:], defs)
+        if not light(ops):
             return False
-        in_loop = loop_loads(store.operands[1:], defs)
-        if in_loop is None:
-            return False
+        in_loop = [op for op in ops if op.op is Op.LOAD]
         ids = {id(op) for op in in_loop}
         return all(self.read_before(op.attr("param"), ids) for op in in_loop)
 
     def read_before(self, k: int, in_loop: set[int]) -> bool:
         return k in self.small or any(id(op) not in in_loop for op in self.loads.get(k, ()))
-
-
-def loop_loads(values, defs: dict[Value, Operation]) -> list[Operation] | None:
-    """The LOADs whose lanes the loop that reads ``values`` computes in its body: those
-    fused into it, directly or through virtual ops (None: too deep to tell)."""
-    found: list[Operation] = []
-    seen: set[int] = set()
-    todo = list(values)
-    while todo:
-        op = defs.get(todo.pop())
-        if op is None or id(op) in seen:
-            continue  # an argument, a parameter, or already walked
-        seen.add(id(op))
-        if len(seen) > 256:
-            return None
-        if op.attr("fuse") is None and not cheap(op):
-            continue  # stored: the loop reads its array
-        if op.op is Op.LOAD:
-            found.append(op)
-        todo.extend(op.operands)
-    return found
