@@ -426,41 +426,45 @@ static PyObject *abi_version(PyObject *mod, PyObject *unused) {
 
 /* Loading the shim and kernels here spares a warm start the cffi module (half a millisecond
    to import, as much again to load the shim through it); the Python launch path still loads
-   them through cffi when it is first used, and dlopen hands it the same objects. */
-static void *open_object(PyObject *path) {
+   them through cffi when it is first used, and dlopen hands it the same objects.
+   load_symbols dlopens ``path`` and finds ``n`` symbols in it: 0, or -1 with an exception
+   set and the object closed again (a file that is not a pypto object stays unloaded). */
+static int load_symbols(PyObject *path, const char *what, const char *const *names, int n,
+                        void **out) {
   const char *p = PyUnicode_AsUTF8(path);
-  if (p == NULL) return NULL;
+  if (p == NULL) return -1;
   void *h = dlopen(p, RTLD_NOW | RTLD_LOCAL);
-  if (h == NULL) PyErr_Format(PyExc_OSError, "cannot load %s: %s", p, dlerror());
-  return h;
-}
-
-static void *symbol(void *h, PyObject *path, const char *what, const char *name) {
-  void *f = dlsym(h, name);
-  if (f == NULL)
-    PyErr_Format(PyExc_RuntimeError, "%U is not a pypto %s object: no symbol %s", path, what, name);
-  return f;
+  if (h == NULL) {
+    PyErr_Format(PyExc_OSError, "cannot load %s: %s", p, dlerror());
+    return -1;
+  }
+  for (int k = 0; k < n; k++) {
+    if ((out[k] = dlsym(h, names[k])) == NULL) {
+      PyErr_Format(PyExc_RuntimeError, "%U is not a pypto %s object: no symbol %s", path, what,
+                   names[k]);
+      dlclose(h);
+      return -1;
+    }
+  }
+  return 0;
 }
 
 /* runtime_info(path) -> (address of pypto_launch, the shim's ABI version) */
 static PyObject *runtime_info(PyObject *mod, PyObject *path) {
-  void *h = open_object(path), *launch, *abi;
-  if (h == NULL || (launch = symbol(h, path, "runtime", "pypto_launch")) == NULL ||
-      (abi = symbol(h, path, "runtime", "pypto_abi_version")) == NULL)
-    return NULL;
-  return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)launch,
-                       (int)((int32_t(*)(void))abi)());
+  static const char *const names[] = {"pypto_launch", "pypto_abi_version"};
+  void *f[2];
+  if (load_symbols(path, "runtime", names, 2, f)) return NULL;
+  return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)f[0],
+                       (int)((int32_t(*)(void))f[1])());
 }
 
 /* kernel_info(path) -> (address of pypto_program, its stack bytes, the kernel's ABI version) */
 static PyObject *kernel_info(PyObject *mod, PyObject *path) {
-  void *h = open_object(path), *program, *stack, *abi;
-  if (h == NULL || (program = symbol(h, path, "kernel", "pypto_program")) == NULL ||
-      (stack = symbol(h, path, "kernel", "pypto_stack_bytes")) == NULL ||
-      (abi = symbol(h, path, "kernel", "pypto_kernel_abi")) == NULL)
-    return NULL;
-  return Py_BuildValue("(KLi)", (unsigned long long)(uintptr_t)program,
-                       (long long)((int64_t(*)(void))stack)(), (int)((int32_t(*)(void))abi)());
+  static const char *const names[] = {"pypto_program", "pypto_stack_bytes", "pypto_kernel_abi"};
+  void *f[3];
+  if (load_symbols(path, "kernel", names, 3, f)) return NULL;
+  return Py_BuildValue("(KLi)", (unsigned long long)(uintptr_t)f[0],
+                       (long long)((int64_t(*)(void))f[1])(), (int)((int32_t(*)(void))f[2])());
 }
 
 static PyMethodDef module_methods[] = {
