@@ -184,11 +184,17 @@ class Emitter:
         self.close()
 
     def prefix_loops(
-        self, var: str, n: int, masks: list[Value], build: Callable[[str], str]
+        self,
+        var: str,
+        n: int,
+        masks: list[Value],
+        build: Callable[[str], str],
+        chunks: Callable[[str], str] | None = None,
     ) -> None:
         """The lanes ``var`` in ``[0, n)`` of a row whose lanes read the prefix ``masks``: the
         surely active ones first, by a loop that reads the masks as true (plain vector loads
-        instead of masked ones), then the rest as usual (none, unless a mask's offsets wrap
+        instead of masked ones; ``chunks(end)`` may emit a loop over the first of them and
+        say where it stops), then the rest as usual (none, unless a mask's offsets wrap
         around int32)."""
         ix = Ix(var, "0", var, n)
         counts = [self.prefix_count(mk) for mk in masks]
@@ -196,7 +202,8 @@ class Emitter:
         for count in counts[1:]:
             self.emit(f"{{ const int32_t k_ = {count}; if (k_ < m_) m_ = k_; }}")
         with self.assume_true(masks):
-            self.body(f"for (int32_t {var} = 0; {var} < m_; ++{var})", lambda: build(ix))
+            start = chunks("m_") if chunks is not None else "0"
+            self.body(f"for (int32_t {var} = {start}; {var} < m_; ++{var})", lambda: build(ix))
         self.body(f"for (int32_t {var} = m_; {var} < {n}; ++{var})", lambda: build(ix))
 
     # -- names -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ..ir.types import BlockType, scalar_of
 from .ctype import mem
 from .emitter import Emitter, Ix, Lanes, rule
 from .exprs import load_convert, store_convert
+from .vector import chunk_emitter
 
 
 @rule(Op.ADDPTR)
@@ -54,10 +55,11 @@ def check_access(
     r.close()
 
 
-def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False) -> None:
+def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False, stored=None) -> None:
     """One loop per row of a contiguous access: ``row_ptr`` (a declaration of ``q``) is set
     to the row's first address, then ``build(ix)`` is the body for lane ``ix``, column ``j``
-    (after a write prefetch of the row's lines, with ``prefetch``)."""
+    (after a write prefetch of the row's lines, with ``prefetch``; after the vector form of
+    the row's chunks of 16 lanes, where a STORE of the ``stored`` value pays for it)."""
     t = ptr.type
     cols, rows = t.shape[-1], t.numel // t.shape[-1]
     if rows == 1:
@@ -69,7 +71,9 @@ def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False) -
         ix = Ix(f"rw * {cols} + j", f"rw * {cols}", "j", cols)
     if prefetch:
         r.emit(f"pypto_prefetchw(q, {cols * scalar_of(t).itemsize});")
-    r.body(f"for (int32_t j = 0; j < {cols}; ++j)", lambda: build(ix))
+    chunks = stored is not None and chunk_emitter(r, stored, ix.row, cols)
+    start = chunks(str(cols)) if chunks else "0"
+    r.body(f"for (int32_t j = {start}; j < {cols}; ++j)", lambda: build(ix))
     r.close()
 
 
@@ -155,7 +159,9 @@ def _store(r: Emitter, op: Operation) -> None:
     elif op.attr("prefix") and mask not in r.known_true:
         _prefix_row(r, op, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix), prefetch)
     elif op.attr("contig"):
-        _rows(r, ptr, f"{mem(t)} *q = p{k} + ", lambda ix: stmt(f"q[{ix.col}]", ix), prefetch)
+        stored = val if mask is None or mask in r.known_true else None
+        row = f"{mem(t)} *q = p{k} + "
+        _rows(r, ptr, row, lambda ix: stmt(f"q[{ix.col}]", ix), prefetch, stored)
     else:
         n = ptr.type.numel
         r.body(f"for (int32_t i = 0; i < {n}; ++i)", lambda: stmt(f"p{k}[{r.lane(ptr)}]", "i"))
@@ -170,7 +176,7 @@ def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build, prefetch: bool) 
     if prefetch:
         size = scalar_of(ptr.type).itemsize
         r.emit(f"pypto_prefetchw(q, (int64_t)({r.prefix_count(mask)}) * {size});")
-    r.prefix_loops("j", cols, [mask], build)
+    r.prefix_loops("j", cols, [mask], build, chunk_emitter(r, op.operands[1], "0", cols))
     r.close()
 
 

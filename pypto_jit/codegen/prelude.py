@@ -436,6 +436,24 @@ for _t, _c, _i in (("f32", "float", "int32_t"), ("f64", "double", "int64_t")):
                 (),
             )
 
+# Chunks of 16 f32 lanes in vector form (``vector.py``): unaligned loads and stores, splats.
+_SPLAT16 = ", ".join(["x"] * 16)
+_SNIPPETS["pypto_vload_f32"] = (
+    "static inline pypto_v_f32 pypto_vload_f32(const float *p) {\n"
+    "  pypto_v_f32 v;\n  memcpy(&v, p, 64);\n  return v;\n}\n",
+    ("pypto_v_f32",),
+)
+_SNIPPETS["pypto_vstore_f32"] = (
+    "static inline void pypto_vstore_f32(float *p, pypto_v_f32 v) { memcpy(p, &v, 64); }\n",
+    ("pypto_v_f32",),
+)
+_SNIPPETS["pypto_vsplat_f32"] = (
+    "static inline pypto_v_f32 pypto_vsplat_f32(float x) {\n"
+    f"  return (pypto_v_f32){{{_SPLAT16}}};\n}}\n",
+    ("pypto_v_f32",),
+)
+_SNIPPETS["pypto_erff_v16"] = ("", ("pypto_erff",))  # defined with the scalar erf
+
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")
 # Snippets written with SIMD intrinsics (under #if of their ISA): they need immintrin.h.
 _INTRINSIC_USERS = ("pypto_stream256", "pypto_expf_n", "pypto_erff")

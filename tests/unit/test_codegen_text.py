@@ -507,3 +507,52 @@ def test_column_loops_run_full_blocks_first():
 def test_column_loops_with_a_bound_from_the_body_stay_one_loop():
     c = _column_loop_c("%left")  # cols < n - off: computed in the body, not tested up front
     assert " do {" not in c and "i < m_" in c
+
+
+# erf of a masked row times the row: the store's value computes erf
+ERF_ROW = """kernel @erf_row(
+  %x: ptr<f32> tensor(shape=[?], strides=[?]),
+  %out: ptr<f32> tensor(shape=[?], strides=[?]),
+  %n: i32 scalar
+) {
+  %a = arange {start=0, end=256} : block<i32,[256]>
+  %ns = splat %n : block<i32,[256]>
+  %m = lt %a, %ns
+  %xs = splat %x : block<ptr<f32>,[256]>
+  %xp = addptr %xs, %a
+  %v = load %xp, %m
+  %e = erf %v
+  %y = mul %e, %v
+  %os = splat %out : block<ptr<f32>,[256]>
+  %op = addptr %os, %a
+  store %op, %y, %m
+}
+"""
+
+
+def test_erf_store_writes_full_chunks_in_vector_form():
+    c = _prefetch_c(ERF_ROW)
+    loop = "for (; c_ + 16 <= m_; c_ += 16) {"
+    assert re.search(r"int32_t c_ = 0;\n *#if defined\(__AVX512F__\)\n *" + re.escape(loop), c)
+    body = c.split(loop)[1].split("#endif")[0]
+    assert re.search(r"const pypto_v_f32 (u\d+) = pypto_vload_f32\(p0 \+ .*\+ c_\);", body)
+    assert re.search(r"= pypto_erff_v16\(u\d+\);", body) and "pypto_vstore_f32(q + c_, u" in body
+    # the scalar loop takes the surely active lanes after the chunks, then the masked ones
+    assert "for (int32_t j = c_; j < m_; ++j)" in c and "for (int32_t j = m_; j < 256; ++j)" in c
+    assert "static inline pypto_v_f32 pypto_vsplat_f32(" not in c  # no scalar operand here
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("erf %v", "tanh %v"),  # gcc vectorizes the scalar loop well: no vector form
+        ("f32", "f64"),
+        ("store %op, %y, %m", "%z = gt %v, %v\n  store %op, %y, %z"),  # not a prefix mask
+    ],
+)
+def test_other_stores_keep_the_scalar_loop(change):
+    assert "c_ + 16" not in _prefetch_c(ERF_ROW.replace(*change))
+
+
+def test_sim_mode_keeps_the_scalar_loop():
+    assert "c_ + 16" not in _prefetch_c(ERF_ROW, "sim")
