@@ -15,17 +15,44 @@
 #define MAX_FSLOTS 64
 
 static PyTypeObject *tensor_type; /* torch.Tensor, once known (set_tensor_type) */
-static PyObject *str_data_ptr, *str_shape, *str_stride, *str_dtype, *str_is_cpu;
+
+/* The five reads of a tensor, through torch.Tensor's own descriptors: found along the MRO
+ * once per version of the class (tp_version_tag changes whenever the class or a base is
+ * modified), then called directly, which skips PyObject_GetAttr's lookup and its search of
+ * the instance's attributes on every read. The C getters and methods are torch's, as
+ * `t.shape` or `t.stride()` would call them; a descriptor of another kind (the class
+ * patched from Python) is read the generic way. */
+enum { READ_IS_CPU, READ_DATA_PTR, READ_SHAPE, READ_STRIDE, READ_DTYPE, NREADS };
+static const char *const read_names[NREADS] = {"is_cpu", "data_ptr", "shape", "stride", "dtype"};
+static const int read_is_call[NREADS] = {0, 1, 0, 1, 0};
+static PyObject *read_name[NREADS], *read_descr[NREADS];
+static unsigned int read_tag; /* tensor_type's version the descriptors were found for */
 
 static int arguments_init(void) {
-  struct {
-    PyObject **slot;
-    const char *text;
-  } strings[] = {{&str_data_ptr, "data_ptr"}, {&str_shape, "shape"}, {&str_stride, "stride"},
-                 {&str_dtype, "dtype"},       {&str_is_cpu, "is_cpu"}};
-  for (size_t k = 0; k < sizeof strings / sizeof strings[0]; k++)
-    if ((*strings[k].slot = PyUnicode_InternFromString(strings[k].text)) == NULL) return -1;
+  for (int k = 0; k < NREADS; k++)
+    if ((read_name[k] = PyUnicode_InternFromString(read_names[k])) == NULL) return -1;
   return 0;
+}
+
+static void find_descriptors(void) {
+  for (int k = 0; k < NREADS; k++) {
+    PyObject *d = _PyType_Lookup(tensor_type, read_name[k]); /* borrowed; no error set */
+    int usable = d != NULL && (read_is_call[k] ? Py_IS_TYPE(d, &PyMethodDescr_Type)
+                                               : Py_IS_TYPE(d, &PyGetSetDescr_Type));
+    Py_XSETREF(read_descr[k], usable ? Py_NewRef(d) : NULL);
+  }
+  read_tag = tensor_type->tp_version_tag; /* valid now: the lookup assigned one */
+}
+
+/* `a.<name>` or `a.<name>()` for read k; a new reference, NULL with an exception set. */
+static PyObject *tensor_read(PyObject *a, int k) {
+  if (read_tag == 0 || read_tag != tensor_type->tp_version_tag) find_descriptors();
+  PyObject *d = read_descr[k];
+  if (d == NULL)
+    return read_is_call[k] ? PyObject_CallMethodNoArgs(a, read_name[k])
+                           : PyObject_GetAttr(a, read_name[k]);
+  if (read_is_call[k]) return PyObject_Vectorcall(d, &a, 1, NULL);
+  return Py_TYPE(d)->tp_descr_get(d, a, (PyObject *)Py_TYPE(a));
 }
 
 typedef struct {
@@ -55,18 +82,18 @@ static int push_dims(slots *s, signature *sig, PyObject *tuple) {
 
 /* The hot path's reading of one CPU torch tensor: slots and signature words. */
 static int tensor_sig(PyObject *a, slots *s, signature *sig) {
-  PyObject *is_cpu = PyObject_GetAttr(a, str_is_cpu);
+  PyObject *is_cpu = tensor_read(a, READ_IS_CPU);
   if (is_cpu == NULL) return -1;
   Py_DECREF(is_cpu);
   if (is_cpu != Py_True) return 0; /* Python raises the "move it with .cpu()" error */
-  PyObject *ptr_obj = PyObject_CallMethodNoArgs(a, str_data_ptr);
+  PyObject *ptr_obj = tensor_read(a, READ_DATA_PTR);
   if (ptr_obj == NULL) return -1;
   long long ptr = PyLong_AsLongLong(ptr_obj);
   Py_DECREF(ptr_obj);
   if (ptr == -1 && PyErr_Occurred()) return -1;
-  PyObject *shape = PyObject_GetAttr(a, str_shape);
-  PyObject *strides = shape ? PyObject_CallMethodNoArgs(a, str_stride) : NULL;
-  PyObject *dtype = strides ? PyObject_GetAttr(a, str_dtype) : NULL;
+  PyObject *shape = tensor_read(a, READ_SHAPE);
+  PyObject *strides = shape ? tensor_read(a, READ_STRIDE) : NULL;
+  PyObject *dtype = strides ? tensor_read(a, READ_DTYPE) : NULL;
   int ok = dtype != NULL && PyTuple_Check(shape) && PyTuple_Check(strides) &&
            push_int(s, ptr) == 0 && sig_push(sig, TAG_TENSOR) == 0 &&
            sig_push(sig, (int64_t)(uintptr_t)dtype) == 0 && /* torch dtypes are singletons */

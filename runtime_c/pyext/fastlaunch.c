@@ -417,6 +417,7 @@ static PyObject *set_tensor_type(PyObject *mod, PyObject *t) {
   }
   Py_INCREF(t);
   Py_XSETREF(tensor_type, (PyTypeObject *)t);
+  read_tag = 0; /* its descriptors are found at the next read */
   Py_RETURN_NONE;
 }
 

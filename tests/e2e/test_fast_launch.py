@@ -115,6 +115,28 @@ def test_arguments_the_c_path_hands_back_to_python(monkeypatch):
         np.testing.assert_array_equal(out_np, base.numpy()[:16])
 
 
+def test_reads_follow_a_patched_tensor_class(monkeypatch):
+    """The C path reads tensors through torch.Tensor's descriptors, found again whenever the
+    class changes: a method patched from Python is the one called."""
+    fast, _ = both(strided_copy, monkeypatch)
+    x, out = torch.arange(8.0), torch.zeros(8)
+    fast[(1,)](x, out, 8, 1, BLOCK=8)  # the descriptors are found
+    calls = []
+    original = torch.Tensor.data_ptr
+
+    def data_ptr(self):
+        calls.append(self)
+        return original(self)
+
+    monkeypatch.setattr(torch.Tensor, "data_ptr", data_ptr)
+    fast[(1,)](x, out, 8, 1, BLOCK=8)
+    assert len(calls) == 2 and calls[0] is x and calls[1] is out
+    monkeypatch.undo()
+    out.zero_()
+    fast[(1,)](x, out, 8, 1, BLOCK=8)  # torch's own again
+    assert len(calls) == 2 and torch.equal(out, x)
+
+
 def test_multi_dimensional_grids(monkeypatch, backend):
     fast, slow = both(grid_2d, monkeypatch)
     for k in (fast, slow):
