@@ -437,21 +437,19 @@ for _t, _c, _i in (("f32", "float", "int32_t"), ("f64", "double", "int64_t")):
             )
 
 # Chunks of 16 f32 lanes in vector form (``vector.py``): unaligned loads and stores, splats.
+# Only the AVX-512 build uses them (elsewhere gcc would warn that 64-byte vectors change the
+# calling convention).
 _SPLAT16 = ", ".join(["x"] * 16)
-_SNIPPETS["pypto_vload_f32"] = (
-    "static inline pypto_v_f32 pypto_vload_f32(const float *p) {\n"
+_VECTOR_HELPERS = {
+    "pypto_vload_f32": "static inline pypto_v_f32 pypto_vload_f32(const float *p) {\n"
     "  pypto_v_f32 v;\n  memcpy(&v, p, 64);\n  return v;\n}\n",
-    ("pypto_v_f32",),
-)
-_SNIPPETS["pypto_vstore_f32"] = (
-    "static inline void pypto_vstore_f32(float *p, pypto_v_f32 v) { memcpy(p, &v, 64); }\n",
-    ("pypto_v_f32",),
-)
-_SNIPPETS["pypto_vsplat_f32"] = (
-    "static inline pypto_v_f32 pypto_vsplat_f32(float x) {\n"
+    "pypto_vstore_f32": "static inline void pypto_vstore_f32(float *p, pypto_v_f32 v) {\n"
+    "  memcpy(p, &v, 64);\n}\n",
+    "pypto_vsplat_f32": "static inline pypto_v_f32 pypto_vsplat_f32(float x) {\n"
     f"  return (pypto_v_f32){{{_SPLAT16}}};\n}}\n",
-    ("pypto_v_f32",),
-)
+}
+for _name, _text in _VECTOR_HELPERS.items():
+    _SNIPPETS[_name] = (f"#if defined(__AVX512F__)\n{_text}#endif\n", ("pypto_v_f32",))
 _SNIPPETS["pypto_erff_v16"] = ("", ("pypto_erff",))  # defined with the scalar erf
 
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from conftest import needs_cc
 
 import pypto_jit as pypto
 import pypto_jit.language as pl
@@ -92,3 +93,16 @@ def test_operand_from_an_array(backend):
     torch.testing.assert_close(out, torch.erf(e - e.sum(1, keepdim=True)), rtol=1e-5, atol=1e-5)
     if backend == "cpu":
         assert _same_bits(out, _sim(erf_minus_sum, (3,), out, x, out, BLOCK=256))
+
+
+@needs_cc
+def test_hosts_without_avx512_build_the_scalar_loop_alone(tmp_path):
+    """The vector form and its helpers sit under the AVX-512 guard: an AVX2 build of the
+    same C compiles without a warning (64-byte vectors would change its calling convention)."""
+    from pypto_jit.runtime.compiler import compile_shared
+
+    x, b, out = torch.randn(2, 100), torch.randn(100), torch.empty(2, 100)
+    ck = bias_gelu_rows.warmup(x, b, out, 100, 100, 100, BLOCK=128, backend="cpu")
+    src = tmp_path / "k.c"
+    src.write_text(ck.asm["c"])
+    compile_shared(src, tmp_path / "k.so", "cpu", extra_flags=["-mno-avx512f", "-Werror"])
