@@ -57,7 +57,7 @@ class _Chunk:
             if expr is None:
                 return None
             if same is None:
-                name = self.r.fresh("u")
+                name = f"u{len(self.lets)}"  # locals of the chunk loop's body
                 self.lets.append(f"const {_VEC} {name} = {expr};")
                 expr = name
             self.memo[v] = expr
