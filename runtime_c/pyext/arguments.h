@@ -51,8 +51,11 @@ static PyObject *tensor_read(PyObject *a, int k) {
   if (d == NULL)
     return read_is_call[k] ? PyObject_CallMethodNoArgs(a, read_name[k])
                            : PyObject_GetAttr(a, read_name[k]);
-  if (read_is_call[k]) return PyObject_Vectorcall(d, &a, 1, NULL);
-  return Py_TYPE(d)->tp_descr_get(d, a, (PyObject *)Py_TYPE(a));
+  Py_INCREF(d); /* torch may run Python code (a torch function mode) that patches the class */
+  PyObject *r = read_is_call[k] ? PyObject_Vectorcall(d, &a, 1, NULL)
+                                : Py_TYPE(d)->tp_descr_get(d, a, (PyObject *)Py_TYPE(a));
+  Py_DECREF(d);
+  return r;
 }
 
 typedef struct {
