@@ -43,6 +43,7 @@ from ..ir.types import BlockType, Type, is_ptr, scalar_of
 from .ctype import reg
 
 Rule = Callable[["Emitter", Operation], None]
+LaneFn = Callable[[str], str]  # C text from a C expression (a lane index, a loop's end ...)
 RULES: dict[Op, Rule] = {}
 # A virtual block whose lane expression grows past this is stored instead (bounds the
 # recomputation, and the blow-up of expressions that use a value twice).
@@ -184,12 +185,7 @@ class Emitter:
         self.close()
 
     def prefix_loops(
-        self,
-        var: str,
-        n: int,
-        masks: list[Value],
-        build: Callable[[str], str],
-        chunks: Callable[[str], str] | None = None,
+        self, var: str, n: int, masks: list[Value], build: LaneFn, chunks: LaneFn | None = None
     ) -> None:
         """The lanes ``var`` in ``[0, n)`` of a row whose lanes read the prefix ``masks``: the
         surely active ones first, by a loop that reads the masks as true (plain vector loads

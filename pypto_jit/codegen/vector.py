@@ -16,12 +16,10 @@ the whole store on the scalar loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..ir.nodes import Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
-from .emitter import Emitter
+from .emitter import Emitter, LaneFn
 
 LANES = 16
 _VEC = "pypto_v_f32"
@@ -126,10 +124,7 @@ def full_chunks(r: Emitter, value: Value, row: str, cols: int, end: str) -> str:
     return "c_"
 
 
-ChunkEmitter = Callable[[str], str]
-
-
-def chunk_emitter(r: Emitter, value: Value, row: str, cols: int) -> ChunkEmitter | None:
+def chunk_emitter(r: Emitter, value: Value, row: str, cols: int) -> LaneFn | None:
     """``full_chunks`` for a store of ``value`` in cpu mode, where it may apply."""
     if r.mode != "cpu" or not _is_f32(value):
         return None
