@@ -82,7 +82,7 @@ def full_blocks(r: Emitter, op: Operation) -> dict[Value, str]:
         if o.op is not Op.LT or not o.attr("prefix"):
             continue
         a, bound = o.operands
-        start = _iv_offset(a, iv, inside, defs, r)
+        start = _iv_offset(a, iv, defs, r)
         b = defs.get(bound)
         if start is None or b is None or b.op is not Op.SPLAT or b.operands[0] in inside:
             continue
@@ -91,7 +91,7 @@ def full_blocks(r: Emitter, op: Operation) -> dict[Value, str]:
     return tests
 
 
-def _iv_offset(a: Value, iv: Value, inside: set, defs: dict, r: Emitter) -> str | None:
+def _iv_offset(a: Value, iv: Value, defs: dict, r: Emitter) -> str | None:
     """C for lane 0 of ``a`` if it is ``splat(iv) + arange`` (either order), else None."""
     add = defs.get(a)
     if add is None or add.op is not Op.ADD:

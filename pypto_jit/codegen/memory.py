@@ -55,7 +55,9 @@ def check_access(
     r.close()
 
 
-def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False, stored=None) -> None:
+def _rows(
+    r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False, stored: Value | None = None
+) -> None:
     """One loop per row of a contiguous access: ``row_ptr`` (a declaration of ``q``) is set
     to the row's first address, then ``build(ix)`` is the body for lane ``ix``, column ``j``
     (after a write prefetch of the row's lines, with ``prefetch``; after the vector form of
@@ -71,8 +73,8 @@ def _rows(r: Emitter, ptr: Value, row_ptr: str, build, prefetch: bool = False, s
         ix = Ix(f"rw * {cols} + j", f"rw * {cols}", "j", cols)
     if prefetch:
         r.emit(f"pypto_prefetchw(q, {cols * scalar_of(t).itemsize});")
-    chunks = stored is not None and chunk_emitter(r, stored, ix.row, cols)
-    start = chunks(str(cols)) if chunks else "0"
+    chunks = chunk_emitter(r, stored, ix.row, cols) if stored is not None else None
+    start = chunks(str(cols)) if chunks is not None else "0"
     r.body(f"for (int32_t j = {start}; j < {cols}; ++j)", lambda: build(ix))
     r.close()
 
@@ -170,13 +172,13 @@ def _store(r: Emitter, op: Operation) -> None:
 def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build, prefetch: bool) -> None:
     """A one-row STORE masked by a prefix mask (``passes.prefix_mask``): ``prefix_loops``,
     after a write prefetch of the surely active lanes' lines, with ``prefetch``."""
-    ptr, _, mask = op.operands
+    ptr, val, mask = op.operands
     cols = ptr.type.shape[0]
     r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
     if prefetch:
         size = scalar_of(ptr.type).itemsize
         r.emit(f"pypto_prefetchw(q, (int64_t)({r.prefix_count(mask)}) * {size});")
-    r.prefix_loops("j", cols, [mask], build, chunk_emitter(r, op.operands[1], "0", cols))
+    r.prefix_loops("j", cols, [mask], build, chunk_emitter(r, val, "0", cols))
     r.close()
 
 

@@ -94,7 +94,7 @@ class _Chunk:
 
     def _load(self, op) -> str | None:
         """A fused contiguous load whose mask (if any) is known true in these lanes."""
-        from .memory import param_of
+        from .memory import param_of  # here: memory imports this module
 
         ptr, mask = (list(op.operands) + [None])[:2]
         if not op.attr("contig") or ptr.type.shape[-1] != self.cols:
