@@ -304,18 +304,26 @@ def _ir(text: str) -> Module:
     return parse_module(text)
 
 
-ROW = """kernel @row(
-  %x: ptr<f32> tensor(shape=[?], strides=[?]),
-  %out: ptr<f32> tensor(shape=[?], strides=[?]),
+def _masked_row(name: str, block: int, shape: str = "[?]", strides: str = "[?]") -> str:
+    """A kernel over ``x`` and ``out`` up to ``%v``, the lanes of a block of ``x`` below ``n``
+    (``%a`` the lane offsets, ``%m`` the mask); fixtures go on from there."""
+    return f"""kernel @{name}(
+  %x: ptr<f32> tensor(shape={shape}, strides={strides}),
+  %out: ptr<f32> tensor(shape={shape}, strides={strides}),
   %n: i32 scalar
-) {
-  %a = arange {start=0, end=256} : block<i32,[256]>
-  %ns = splat %n : block<i32,[256]>
+) {{
+  %a = arange {{start=0, end={block}}} : block<i32,[{block}]>
+  %ns = splat %n : block<i32,[{block}]>
   %m = lt %a, %ns
-  %xs = splat %x : block<ptr<f32>,[256]>
+  %xs = splat %x : block<ptr<f32>,[{block}]>
   %xp = addptr %xs, %a
   %v = load %xp, %m
-  %e = tanh %v
+"""
+
+
+ROW = (
+    _masked_row("row", 256)
+    + """  %e = tanh %v
   %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
   %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
   %ss = splat %s : block<f32,[256]>
@@ -326,6 +334,7 @@ ROW = """kernel @row(
   store %out, %mx
 }
 """
+)
 
 
 def _fused_c(text: str, mode: str = "cpu") -> str:
@@ -384,23 +393,15 @@ def test_f32_erf_is_a_simd_function_with_written_out_vector_variants():
     assert "_mm512_permutex2var_ps" in c and "#include <immintrin.h>" in c
 
 
-COPY = """kernel @copy(
-  %x: ptr<f32> tensor(shape=[4096], strides=[1]),
-  %out: ptr<f32> tensor(shape=[4096], strides=[1]),
-  %n: i32 scalar
-) {
-  %a = arange {start=0, end=1024} : block<i32,[1024]>
-  %ns = splat %n : block<i32,[1024]>
-  %m = lt %a, %ns
-  %xs = splat %x : block<ptr<f32>,[1024]>
-  %xp = addptr %xs, %a
-  %v = load %xp, %m
-  %w = add %v, %v
+COPY = (
+    _masked_row("copy", 1024, "[4096]", "[1]")
+    + """  %w = add %v, %v
   %os = splat %out : block<ptr<f32>,[1024]>
   %op = addptr %os, %a
   store %op, %w, %m
 }
 """
+)
 
 
 def test_streamed_store_text(monkeypatch):
@@ -416,18 +417,9 @@ def test_streamed_store_text(monkeypatch):
 
 
 # a row's sum, then the row minus it stored (masked by n): its store loop reads x again
-TWO_PASS_ROW = """kernel @two_pass(
-  %x: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
-  %out: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
-  %n: i32 scalar
-) {
-  %a = arange {start=0, end=1024} : block<i32,[1024]>
-  %ns = splat %n : block<i32,[1024]>
-  %m = lt %a, %ns
-  %xs = splat %x : block<ptr<f32>,[1024]>
-  %xp = addptr %xs, %a
-  %v = load %xp, %m
-  %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32
+TWO_PASS_ROW = (
+    _masked_row("two_pass", 1024, "[4096, 1024]", "[1024, 1]")
+    + """  %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32
   %v2 = load %xp, %m
   %ss = splat %s : block<f32,[1024]>
   %y = sub %v2, %ss
@@ -436,6 +428,7 @@ TWO_PASS_ROW = """kernel @two_pass(
   store %op, %y, %m
 }
 """
+)
 
 
 def _prefetch_c(text: str, mode: str = "cpu") -> str:
@@ -509,9 +502,9 @@ def test_column_loops_with_a_bound_from_the_body_stay_one_loop():
     assert " do {" not in c and "i < m_" in c
 
 
-# ROW's masked load, then erf of it times it stored: the store's value computes erf
+# a masked row's erf times the row, stored: the store's value computes erf
 ERF_ROW = (
-    ROW[: ROW.index("  %e = tanh %v")]
+    _masked_row("erf_row", 256)
     + """  %e = erf %v
   %y = mul %e, %v
   %os = splat %out : block<ptr<f32>,[256]>
