@@ -11,20 +11,35 @@ HERE = Path(__file__).resolve().parents[2] / "tutorials"
 TUTORIALS = sorted(p for p in HERE.glob("[0-9][0-9]_*.py"))
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
-def test_tutorial_runs(path, capsys):
+def _tutorial(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_runs(path, capsys):
+    module = _tutorial(path)
     module.main(["--quick"])
     assert "pypto-jit" in capsys.readouterr().out
 
 
+def test_layer_norm_rejects_rows_past_the_fused_size():
+    """Tutorial 05's forward takes a row of at most 64 KB, with and without autograd."""
+    import torch
+
+    ln = _tutorial(HERE / "05_layer_norm.py")
+    n = 65536 // 4 + 1
+    x, w, b = torch.randn(2, n), torch.ones(n), torch.zeros(n)
+    with pytest.raises(RuntimeError, match="feature dim >= 64KB"):
+        ln.layer_norm(x, (n,), w, b, 1e-5)
+    with pytest.raises(RuntimeError, match="feature dim >= 64KB"):
+        ln.layer_norm(x.requires_grad_(), (n,), w, b, 1e-5)
+
+
 def _speed_targets():
-    spec = importlib.util.spec_from_file_location("speed_targets", HERE / "speed_targets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _tutorial(HERE / "speed_targets.py")
 
 
 def test_speed_target_verdicts():
