@@ -1,11 +1,10 @@
 /* runtime.c -- the pypto runtime shim: a persistent thread pool and pypto_launch.
  *
  * Shape of a launch (see pypto_runtime.h for the contract):
- *   - the grid's linear program range [0, total) is split into nthreads contiguous, balanced
- *     chunks (static scheduling: kernels are uniform, and static chunks need no shared
- *     counter on the hot path);
- *   - the calling thread runs chunk 0 itself unless the programs need more stack than it may
- *     have; pool workers run the rest;
+ *   - the threads take contiguous chunks of the grid's linear program range [0, total) from
+ *     a shared counter, each chunk a fraction of what is left (guided scheduling, see grab);
+ *   - the calling thread takes chunks too unless the programs need more stack than it may
+ *     have; pool workers take the rest;
  *   - workers wait on a per-worker generation word: they spin briefly (Python launches come
  *     back to back, a microsecond apart; after a few us the spin yields the core), then park
  *     on a futex, so an idle pool costs no CPU;
@@ -169,7 +168,6 @@ typedef struct worker {
   atomic_uint go;       /* generation of the job to run next; written by the launcher */
   atomic_int sleeping;  /* parked in park(&go) */
   unsigned seen;        /* last generation this worker ran (worker-private) */
-  int64_t begin, end;   /* this worker's chunk of the current job */
   int64_t fail;         /* linear index of its failing program, or NO_FAILURE */
   int index;            /* position in workers[] */
   pypto_error err;      /* its error slot */
@@ -184,8 +182,12 @@ static struct {
   int64_t grid[3];
   unsigned fp_control;
   int nworkers; /* workers taking part in this job: workers[0 .. nworkers) */
+  int64_t total;     /* programs in the grid */
+  int64_t divisor;   /* a chunk is what is left over this (twice the threads taking part) */
+  int64_t min_grain; /* and at least this many programs */
+  _Alignas(64) _Atomic int64_t next; /* first program no thread has taken yet */
   _Alignas(64) _Atomic int64_t min_fail; /* lowest failing linear index so far */
-  _Alignas(64) atomic_uint remaining;   /* workers that have not finished their chunk */
+  _Alignas(64) atomic_uint remaining;   /* workers that have not run out of chunks */
   atomic_int caller_sleeping;           /* the launcher is parked on `remaining` */
 } job;
 
@@ -263,13 +265,42 @@ static void wake_pair(int first) {
     if (atomic_load(&workers[i]->sleeping)) unpark(&workers[i]->go);
 }
 
+/* Guided scheduling: a chunk is the programs from the shared counter on, a fraction of what
+   is left. On a machine whose cores are shared with other work, a thread that loses its
+   core for a while delays the launch by one chunk at most, where a static half would delay
+   it by the whole time lost; the first chunks are big (few grabs of the shared line), the
+   last small (the threads finish together). Chunks are taken in increasing order, so every
+   program below a failing one is taken, and run, before the launch returns. */
+static bool grab(int64_t *begin, int64_t *end) {
+  int64_t cur = atomic_load_explicit(&job.next, memory_order_relaxed), n;
+  do {
+    if (cur >= job.total) return false;
+    n = (job.total - cur) / job.divisor;
+    if (n < job.min_grain) n = job.min_grain;
+  } while (!atomic_compare_exchange_weak_explicit(&job.next, &cur, cur + n, memory_order_relaxed,
+                                                  memory_order_relaxed));
+  *begin = cur;
+  *end = n < job.total - cur ? cur + n : job.total;
+  return true;
+}
+
+/* Run chunks until none is left or a program fails; the failing index, or NO_FAILURE. */
+static int64_t run_chunks(pypto_error *err) {
+  int64_t b, e;
+  while (grab(&b, &e)) {
+    int64_t f = run_range(b, e, err);
+    if (f != NO_FAILURE) return f;
+  }
+  return NO_FAILURE;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   for (;;) {
     w->seen = wait_change(&w->go, w->seen, &w->sleeping);
     wake_pair(2 * w->index + 2);
     fp_control_set(job.fp_control);
-    w->fail = run_range(w->begin, w->end, &w->err);
+    w->fail = run_chunks(&w->err);
     /* seq_cst RMW then load, against the launcher's store of caller_sleeping then load. */
     if (atomic_fetch_sub(&job.remaining, 1) == 1 && atomic_load(&job.caller_sleeping))
       unpark(&job.remaining);
@@ -312,46 +343,40 @@ static int ensure_workers(int n) {
   return nworkers;
 }
 
-/* Split [0, total) into nchunks balanced contiguous chunks; chunk c is [begin, end). */
-static void chunk_bounds(int64_t total, int nchunks, int c, int64_t *begin, int64_t *end) {
-  int64_t base = total / nchunks, extra = total % nchunks;
-  *begin = c * base + (c < extra ? c : extra);
-  *end = *begin + base + (c < extra ? 1 : 0);
-}
-
-/* Run the grid on nchunks threads: the caller takes chunk 0 when caller_runs, workers the
-   rest. Returns the lowest failing index and points *winner at its record. */
-static int64_t run_on_pool(int64_t total, int nchunks, bool caller_runs, pypto_error **winner) {
-  int nw = caller_runs ? nchunks - 1 : nchunks;
+/* Run the grid on nthreads threads, the caller one of them when caller_runs. Returns the
+   lowest failing index and points *winner at its record. */
+static int64_t run_on_pool(int64_t total, int nthreads, bool caller_runs, pypto_error **winner) {
+  int nw = caller_runs ? nthreads - 1 : nthreads;
   int have = ensure_workers(nw);
   if (have < nw) {
-    /* Could not start enough threads: run with what there is, chunks get bigger. */
+    /* Could not start enough threads: run with what there is. */
     if (have == 0 && !caller_runs) {
       error_set(&caller_err, PYPTO_ERR_OTHER, "could not start a worker thread");
       *winner = &caller_err;
       return 0;
     }
     nw = have;
-    nchunks = caller_runs ? nw + 1 : nw;
+    nthreads = caller_runs ? nw + 1 : nw;
   }
   generation++;
   job.nworkers = nw;
+  job.total = total;
+  job.divisor = 2 * (int64_t)nthreads;
+  /* About 64 chunks per thread at the end: a small tail, and grabs stay rare. */
+  job.min_grain = total / (64 * (int64_t)nthreads) + 1;
+  atomic_store_explicit(&job.next, 0, memory_order_relaxed);
   atomic_store_explicit(&job.remaining, (unsigned)nw, memory_order_relaxed);
   atomic_store_explicit(&job.caller_sleeping, 0, memory_order_relaxed);
-  int first = caller_runs ? 1 : 0;
   for (int i = nw - 1; i >= 0; i--) { /* last to first: see wake_pair */
     worker *w = workers[i];
-    chunk_bounds(total, nchunks, first + i, &w->begin, &w->end);
     w->fail = NO_FAILURE;
-    atomic_store(&w->go, generation); /* seq_cst: publishes job and chunk, pairs with sleeping */
+    atomic_store(&w->go, generation); /* seq_cst: publishes the job, pairs with sleeping */
   }
   wake_pair(0);
   int64_t best = NO_FAILURE;
   *winner = NULL;
   if (caller_runs) {
-    int64_t b, e;
-    chunk_bounds(total, nchunks, 0, &b, &e);
-    best = run_range(b, e, &caller_err);
+    best = run_chunks(&caller_err);
     if (best != NO_FAILURE) *winner = &caller_err;
   }
   /* Join: spin, then park until the last worker is done. */

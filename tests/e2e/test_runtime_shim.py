@@ -102,6 +102,22 @@ int pypto_program(const int64_t *ia, const double *fa, int64_t p0, int64_t p1, i
   for (int64_t i = p0; i < ia[3]; i += ctx->grid[0]) out[i] = x[i] * y[i];
   return 0;
 }""",
+    # iargs: who (int64* [total]), stall_ms. Records which thread ran each program (the
+    # address of a thread-local); program 0 first spins for stall_ms of wall time.
+    "who": """
+#include <time.h>
+static __thread char here;
+int pypto_program(const int64_t *ia, const double *fa, int64_t p0, int64_t p1, int64_t p2,
+                  const pypto_ctx *ctx) {
+  if (p0 == 0) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ia[1]);
+  }
+  ((int64_t *)ia[0])[p0] = (int64_t)(intptr_t)&here;
+  return 0;
+}""",
 }
 STACKS = {"bigstack": 8 << 20}
 MIB = 1 << 20
@@ -212,6 +228,29 @@ def test_thread_counts(env, num_threads):
         assert rc == 0
         np.testing.assert_array_equal(count, 1)
     vadd(rt, k, 4099, 128, num_threads=num_threads)
+
+
+@pytest.mark.parametrize("num_threads", [2, 3, 8])
+@pytest.mark.parametrize("total", [1, 2, 7, 64, 1000, 100_003])
+def test_every_program_runs_once_whatever_the_chunking(env, num_threads, total):
+    rt, k, _ = env
+    rc, out, count = run_pids(rt, k, (total,), num_threads=num_threads)
+    assert rc == 0
+    np.testing.assert_array_equal(count, 1)
+    np.testing.assert_array_equal(out[:, 0], np.arange(total))
+
+
+def test_a_stalled_thread_holds_back_one_chunk_not_half_the_grid(env):
+    """Program 0 keeps its thread busy for 300 ms; the other thread takes the programs that
+    are left meanwhile (chunks come from a shared counter), instead of waiting out a static
+    half of the grid behind it."""
+    rt, k, _ = env
+    who = np.zeros(256, dtype=np.int64)
+    assert rt.launch(k["who"], (256,), [ptr(rt, who), 300], num_threads=2) == 0
+    assert (who != 0).all()
+    stalled = int((who == who[0]).sum())
+    assert len(set(who.tolist())) == 2
+    assert stalled < 128, f"the stalled thread ran {stalled} of 256 programs"
 
 
 @pytest.mark.parametrize("mode,num_threads", [(1, 0), (0, 1), (0, 2), (0, 3), (0, 0), (0, 12)])
