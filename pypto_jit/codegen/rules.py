@@ -9,7 +9,7 @@ from ..ir.nodes import Operation, Value
 from ..ir.ops import BINARY, COMPARE, UNARY, Op
 from ..ir.types import BlockType, elem, is_ptr, scalar_of
 from ..passes.fusion import cheap, own_loop_exp
-from . import exprs
+from . import exprs, vector
 from .ctype import literal
 from .emitter import Emitter, Lanes, c_type, rule
 
@@ -138,9 +138,12 @@ def _unary(r: Emitter, op: Operation) -> None:
 
 def _exp_block(r: Emitter, op: Operation) -> None:
     """An f32 EXP block: its argument's lanes into its array, then ``pypto_expf_n`` on the
-    array (explicit vector code, which a loop gcc vectorizes cannot call inline)."""
+    array (explicit vector code, which a loop gcc vectorizes cannot call inline) -- or, on
+    cpu, both in one pass over chunks of 16 lanes (``vector.exp_rows``)."""
     (x,) = op.operands
     name = r.declare(op.result)
+    if vector.exp_rows(r, x, name):
+        return
     r.for_lanes(op.result.type, lambda ix: f"{name}[{ix}] = {r.lane(x, ix)};", r.cols(x))
     r.emit(f"pypto_expf_n({name}, {op.result.type.numel});")
 

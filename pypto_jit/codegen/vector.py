@@ -1,4 +1,5 @@
-"""Vector form of a contiguous f32 store's full chunks of 16 lanes (cpu mode).
+"""Vector form of full chunks of 16 f32 lanes (cpu mode): of a contiguous store's value,
+and of an EXP block's argument.
 
 gcc vectorizes the scalar row loops of ``memory.py`` itself, but a lane that calls erf
 reaches the table-of-polynomials code only through its SIMD clone (``prelude.py``): a
@@ -6,6 +7,9 @@ call per vector that cannot inline, reloads the ten table registers and spills w
 loop keeps live. When the stored value computes such an op, the row's chunks of 16 lanes
 whose masks are all true are written here in gcc's vector extension instead, where the
 prelude's 16-lane function inlines; the scalar loop then starts where the chunks end.
+An f32 EXP block is a loop of its own over its array (``pypto_expf_n``); the chunks of its
+argument are computed here and exponentiated in the same pass, instead of being written
+to the array by one loop and read back by the next.
 
 Every rule is the lane rule of ``exprs.py`` on 16 lanes at once: the same IEEE operations
 in the same order (no contraction: the prelude turns it off), so results are bit for bit
@@ -19,7 +23,7 @@ from __future__ import annotations
 from ..ir.nodes import Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
-from .emitter import Emitter, LaneFn
+from .emitter import Emitter, Ix, LaneFn
 
 LANES = 16
 _VEC = "pypto_v_f32"
@@ -129,3 +133,34 @@ def chunk_emitter(r: Emitter, value: Value, row: str, cols: int) -> LaneFn | Non
     if r.mode != "cpu" or not _is_f32(value):
         return None
     return lambda end: full_chunks(r, value, row, cols, end)
+
+
+def exp_rows(r: Emitter, x: Value, name: str) -> bool:
+    """Fill ``name`` with exp of the f32 block ``x`` row by row: each row's chunks of 16
+    lanes in vector form, ``x``'s lanes and their exp in one pass, then the rest of the row
+    through its array and ``pypto_expf_n``. False (nothing emitted) where ``x`` has no
+    vector form or rows are shorter than a chunk."""
+    t = x.type
+    cols = t.shape[-1]
+    rows = t.numel // cols
+    if r.mode != "cpu" or not _is_f32(x) or cols < LANES:
+        return False
+    row = "0" if rows == 1 else f"rw * {cols}"
+    chunk = _Chunk(r, row, "c_", cols)
+    expr = chunk.value(x)
+    if expr is None:
+        return False
+    r.open("{" if rows == 1 else f"for (int32_t rw = 0; rw < {rows}; ++rw) {{")
+    r.emit("int32_t c_ = 0;")
+    r.emit(_GUARD)
+    r.open(f"for (; c_ + {LANES} <= {cols}; c_ += {LANES}) {{")
+    for line in chunk.lets:
+        r.emit(line)
+    r.emit(f"pypto_vstore_f32({name} + {row} + c_, pypto_expf_v16({expr}));")
+    r.close()
+    r.emit("#endif")
+    ix = Ix(f"{row} + j", row, "j", cols)
+    r.body(f"for (int32_t j = c_; j < {cols}; ++j)", lambda: f"{name}[{ix}] = {r.lane(x, ix)};")
+    r.emit(f"pypto_expf_n({name} + {row} + c_, {cols} - c_);")
+    r.close()
+    return True

@@ -1,8 +1,9 @@
-"""Stores whose full chunks of 16 lanes are written in vector form (``codegen/vector.py``,
-cpu mode, for values that compute erf): the results are the reference's on every backend,
-and bit for bit those of the sim backend (the same lanes by the scalar loop), for rows of
-any length, masked and unmasked, 1-D and 2-D blocks, rows that start off a vector, and
-an operand held in an array."""
+"""Full chunks of 16 lanes in vector form (``codegen/vector.py``, cpu mode): stores whose
+value computes erf, and the arguments of f32 EXP blocks, exponentiated in the same pass.
+The results are the reference's on every backend, and bit for bit those of the sim
+backend (the same lanes by the scalar loops), for rows of any length, masked and
+unmasked, 1-D and 2-D blocks, rows that start off a vector, and an operand held in an
+array."""
 
 from __future__ import annotations
 
@@ -44,15 +45,31 @@ def erf_minus_sum(x, out, BLOCK: pl.constexpr):
     pl.store(out + pl.program_id(0) * BLOCK + cols, pl.erf(e - pl.sum(e, axis=0)))
 
 
+@pypto.jit
+def softmax_rows(x, out, n, BLOCK: pl.constexpr):
+    # exp's argument: the row (an array, filled by the max's loop) minus a splat
+    cols = pl.arange(0, BLOCK)
+    v = pl.load(x + pl.program_id(0) * n + cols, mask=cols < n, other=-float("inf"))
+    e = pl.exp(v - pl.max(v, axis=0))
+    pl.store(out + pl.program_id(0) * n + cols, e / pl.sum(e, axis=0), mask=cols < n)
+
+
+@pypto.jit
+def exp_tile(x, out, R: pl.constexpr, C: pl.constexpr):
+    # exp's argument: a fused unmasked load, scaled and shifted; one row of chunks per row
+    offs = (pl.program_id(0) * R + pl.arange(0, R))[:, None] * C + pl.arange(0, C)[None, :]
+    pl.store(out + offs, pl.exp(pl.load(x + offs) * 0.5 - 1.0))
+
+
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a.view(torch.int32), b.view(torch.int32))
 
 
-def _sim(kernel, grid, out, *args, **kw) -> torch.Tensor:
+def _sim(kernel, grid, out, *args, form="pypto_vstore_f32(q + c_, ", **kw) -> torch.Tensor:
     """The output of the sim backend for the same launch (the scalar loop's lanes), after
-    checking that the cpu backend's C has the vector form."""
+    checking that the cpu backend's C has the vector ``form``."""
     ck = kernel.warmup(*args, **kw, backend="cpu")
-    assert "pypto_vstore_f32(q + c_, " in ck.asm["c"]
+    assert form in ck.asm["c"]
     other = torch.zeros_like(out)
     kernel[grid](*[other if a is out else a for a in args], **kw, backend="sim")
     return other
@@ -95,6 +112,33 @@ def test_operand_from_an_array(backend):
         assert _same_bits(out, _sim(erf_minus_sum, (3,), out, x, out, BLOCK=256))
 
 
+EXP_FORM = "pypto_expf_v16(u"
+
+
+@pytest.mark.parametrize("n,block", [(1024, 1024), (1000, 1024), (33, 64), (17, 32), (16, 16)])
+def test_exp_of_a_row_minus_its_max(backend, n, block):
+    x = torch.randn(3, n) * 4
+    x[0, : min(n, 4)] = torch.tensor([90.0, -200.0, 0.0, -0.0])[: min(n, 4)]
+    x[1, 0] = float("inf")  # its row: exp(inf - inf), NaN
+    out = torch.zeros(3, n)
+    softmax_rows[(3,)](x, out, n, BLOCK=block, backend=backend)
+    torch.testing.assert_close(out, torch.softmax(x, 1), equal_nan=True)
+    if backend == "cpu":
+        sim = _sim(softmax_rows, (3,), out, x, out, n, BLOCK=block, form=EXP_FORM)
+        assert _same_bits(out, sim)
+
+
+@pytest.mark.parametrize("c", [48, 40, 16])
+def test_exp_of_2d_blocks_with_row_tails(backend, c):
+    x = torch.randn(8, c) * 60
+    x[0, :6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 179.0, -209.0, 0.0])
+    out = torch.empty_like(x)
+    exp_tile[(2,)](x, out, R=4, C=c, backend=backend)  # 40: two chunks and 8 lanes a row
+    torch.testing.assert_close(out, torch.exp(x * 0.5 - 1.0), equal_nan=True)
+    if backend == "cpu":
+        assert _same_bits(out, _sim(exp_tile, (2,), out, x, out, R=4, C=c, form=EXP_FORM))
+
+
 @needs_cc
 def test_hosts_without_avx512_build_the_scalar_loop_alone(tmp_path):
     """The vector form and its helpers sit under the AVX-512 guard: an AVX2 build of the
@@ -106,3 +150,7 @@ def test_hosts_without_avx512_build_the_scalar_loop_alone(tmp_path):
     src = tmp_path / "k.c"
     src.write_text(ck.asm["c"])
     compile_shared(src, tmp_path / "k.so", "cpu", extra_flags=["-mno-avx512f", "-Werror"])
+    ck = exp_tile.warmup(torch.randn(4, 40), torch.empty(4, 40), R=4, C=40, backend="cpu")
+    assert EXP_FORM in ck.asm["c"]
+    src.write_text(ck.asm["c"])
+    compile_shared(src, tmp_path / "e.so", "cpu", extra_flags=["-mno-avx512f", "-Werror"])

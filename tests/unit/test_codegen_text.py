@@ -384,6 +384,36 @@ def test_f32_exp_is_a_loop_of_its_own_with_the_vector_exp():
     assert "pypto_expf(" in c.split("pypto_expf_n(float")[1]  # the scalar fallback
 
 
+SOFTMAX_ROW = (
+    _masked_row("softmax", 256)
+    + """  %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
+  %mxs = splat %mx : block<f32,[256]>
+  %z = sub %v, %mxs
+  %e = exp %z
+  %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
+  %ss = splat %s : block<f32,[256]>
+  %d = div %e, %ss
+  %os = splat %out : block<ptr<f32>,[256]>
+  %op = addptr %os, %a
+  store %op, %d, %m
+}
+"""
+)
+
+
+def test_f32_exp_computes_its_arguments_chunks_in_its_own_pass():
+    c = _fused_c(SOFTMAX_ROW)
+    # the row (filled by the max's loop) minus the splat max, exponentiated chunk by chunk
+    e = re.search(r"pypto_vstore_f32\((v\d+) \+ 0 \+ c_, pypto_expf_v16\((u\d+)\)\);", c)
+    assert e, c
+    assert re.search(rf"const pypto_v_f32 {e[2]} = \(u\d+ - u\d+\);", c)
+    # the rest of the row through the array and the in-place exp; not a second full pass
+    assert f"pypto_expf_n({e[1]} + 0 + c_, 256 - c_);" in c
+    assert f"pypto_expf_n({e[1]}, 256);" not in c
+    sim = _fused_c(SOFTMAX_ROW, mode="sim")
+    assert "pypto_expf_v16(u" not in sim and re.search(r"pypto_expf_n\(v\d+, 256\);", sim)
+
+
 def test_f32_erf_is_a_simd_function_with_written_out_vector_variants():
     c = _fused_c(ROW.replace("tanh %v", "erf %v"))
     assert re.search(r"const float t\d+ = pypto_erff\(v\d+\[", c)  # fused, as any op
