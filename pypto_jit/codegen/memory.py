@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..ir.nodes import Operation, Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
+from ..passes.address import access_param
 from .ctype import mem
 from .emitter import Emitter, Ix, Lanes, rule
 from .exprs import load_convert, store_convert
@@ -24,13 +25,6 @@ from .vector import chunk_emitter
 @rule(Op.ADDPTR)
 def _addptr(r: Emitter, op: Operation) -> None:
     r.elementwise(op, lambda p, off: f"({p} + (int64_t)({off}))", cheap=True)
-
-
-def param_of(op: Operation) -> int:
-    k = op.attr("param")
-    if k is None:
-        raise ValueError(f"{op.op} has no 'param' attr: run passes.address.annotate_addresses")
-    return k
 
 
 def check_access(
@@ -82,7 +76,7 @@ def _rows(
 def _load_lanes(r: Emitter, op: Operation) -> Lanes:
     """Lanes of a block LOAD read where they are used (a fused or pending load)."""
     ptr, mask, other = (list(op.operands) + [None, None])[:3]
-    k, t = param_of(op), scalar_of(ptr.type)
+    k, t = access_param(op), scalar_of(ptr.type)
     cols = ptr.type.shape[-1] if op.attr("contig") else 0
 
     def at(ix: str) -> str:
@@ -103,7 +97,7 @@ def _load_lanes(r: Emitter, op: Operation) -> Lanes:
 @rule(Op.LOAD)
 def _load(r: Emitter, op: Operation) -> None:
     ptr, mask, other = (list(op.operands) + [None, None])[:3]
-    k, t, v = param_of(op), scalar_of(ptr.type), op.result
+    k, t, v = access_param(op), scalar_of(ptr.type), op.result
     if r.mode == "sim":
         check_access(r, op, k, ptr, mask, "load")
     if not isinstance(v.type, BlockType):
@@ -142,7 +136,7 @@ def _load(r: Emitter, op: Operation) -> None:
 @rule(Op.STORE)
 def _store(r: Emitter, op: Operation) -> None:
     ptr, val, mask = (list(op.operands) + [None])[:3]
-    k, t = param_of(op), scalar_of(ptr.type)
+    k, t = access_param(op), scalar_of(ptr.type)
     if r.mode == "sim":
         check_access(r, op, k, ptr, mask, "store")
     if not isinstance(ptr.type, BlockType):
@@ -191,7 +185,7 @@ def _stream(r: Emitter, op: Operation, stmt) -> None:
     the first 64-byte boundary, then chunks of 256 bytes computed into ``y_`` and streamed
     when all their lanes are active (else stored lane by lane), then the tail."""
     ptr, val, mask = (list(op.operands) + [None])[:3]
-    k, t = param_of(op), scalar_of(ptr.type)
+    k, t = access_param(op), scalar_of(ptr.type)
     size, n = t.itemsize, ptr.type.numel
     width = _CHUNK_BYTES // size
     r.open(f"{{ {mem(t)} *q = p{k} + {r.lane(ptr, Ix('0', '0', '0', n))};")

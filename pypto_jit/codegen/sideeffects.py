@@ -13,10 +13,11 @@ from __future__ import annotations
 from ..ir.nodes import Operation, Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, PtrType, scalar_of
+from ..passes.address import access_param
 from . import exprs
 from .ctype import mem
 from .emitter import Emitter, c_string, rule
-from .memory import check_access, param_of
+from .memory import check_access
 
 _KIND = {
     "add": Op.ADD, "max": Op.MAXIMUM, "min": Op.MINIMUM, "and": Op.AND, "or": Op.OR,
@@ -51,7 +52,7 @@ def _result(r: Emitter, v: Value) -> str:
 @rule(Op.ATOMIC_RMW)
 def _atomic_rmw(r: Emitter, op: Operation) -> None:
     ptr, val, mask = (list(op.operands) + [None])[:3]
-    k, t = param_of(op), scalar_of(ptr.type)
+    k, t = access_param(op), scalar_of(ptr.type)
     if r.mode == "sim":
         check_access(r, op, k, ptr, mask, "atomic")
     old = _result(r, op.result)
@@ -72,7 +73,7 @@ def _atomic_rmw(r: Emitter, op: Operation) -> None:
 @rule(Op.ATOMIC_CAS)
 def _atomic_cas(r: Emitter, op: Operation) -> None:
     ptr, cmp, val = op.operands
-    k, t = param_of(op), scalar_of(ptr.type)
+    k, t = access_param(op), scalar_of(ptr.type)
     if r.mode == "sim":
         check_access(r, op, k, ptr, None, "atomic")
     old = _result(r, op.result)

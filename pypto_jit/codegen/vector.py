@@ -23,6 +23,7 @@ from __future__ import annotations
 from ..ir.nodes import Value
 from ..ir.ops import Op
 from ..ir.types import BlockType, scalar_of
+from ..passes.address import access_param
 from .emitter import Emitter, Ix, LaneFn
 
 LANES = 16
@@ -98,15 +99,13 @@ class _Chunk:
 
     def _load(self, op) -> str | None:
         """A fused contiguous load whose mask (if any) is known true in these lanes."""
-        from .memory import param_of  # here: memory imports this module
-
         ptr, mask = (list(op.operands) + [None])[:2]
         if not op.attr("contig") or ptr.type.shape[-1] != self.cols:
             return None
         if mask is not None and mask not in self.r.known_true:
             return None
         base = self.r.lane(ptr, self.row)
-        return f"pypto_vload_f32(p{param_of(op)} + {base} + {self.col})"
+        return f"pypto_vload_f32(p{access_param(op)} + {base} + {self.col})"
 
 
 def full_chunks(r: Emitter, value: Value, row: str, cols: int, end: str) -> str:

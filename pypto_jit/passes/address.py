@@ -241,6 +241,15 @@ def _annotate_op(a: _Analysis, op: Operation) -> Operation:
     return op
 
 
+def access_param(op: Operation) -> int:
+    """The tensor parameter a LOAD, STORE or atomic accesses (the ``param`` attr that
+    ``annotate_addresses`` puts on it)."""
+    k = op.attr("param")
+    if k is None:
+        raise ValueError(f"{op.op} has no 'param' attr: run passes.address.annotate_addresses")
+    return k
+
+
 def annotate_addresses(m: Module) -> Module:
     """``m`` with ``param``/``params`` and ``contig`` attrs on its pointer ops."""
     a = _Analysis(m)
