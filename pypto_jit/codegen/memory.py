@@ -19,7 +19,7 @@ from ..passes.address import access_param
 from .ctype import mem
 from .emitter import Emitter, Ix, Lanes, rule
 from .exprs import load_convert, store_convert
-from .vector import chunk_emitter
+from .vector import chunk_emitter, stream_chunks
 
 
 @rule(Op.ADDPTR)
@@ -182,8 +182,10 @@ _CHUNK_BYTES = 256
 
 def _stream(r: Emitter, op: Operation, stmt) -> None:
     """A one-row contiguous STORE with non-temporal stores (``passes.streaming``): lanes up to
-    the first 64-byte boundary, then chunks of 256 bytes computed into ``y_`` and streamed
-    when all their lanes are active (else stored lane by lane), then the tail."""
+    the first 64-byte boundary; then, where the value has a vector form and every lane is
+    active, chunks of 16 lanes computed in registers and streamed (``vector.py``); then
+    chunks of 256 bytes computed into ``y_`` and streamed when all their lanes are active
+    (else stored lane by lane); then the tail."""
     ptr, val, mask = (list(op.operands) + [None])[:3]
     k, t = access_param(op), scalar_of(ptr.type)
     size, n = t.itemsize, ptr.type.numel
@@ -191,13 +193,15 @@ def _stream(r: Emitter, op: Operation, stmt) -> None:
     r.open(f"{{ {mem(t)} *q = p{k} + {r.lane(ptr, Ix('0', '0', '0', n))};")
     r.emit(f"const int32_t h_ = (int32_t)(((0u - (uintptr_t)q) & 63u) / {size}u);")
     r.emit(f"const int32_t s_ = h_ < {n} ? h_ : {n};")
-    r.emit(f"const int32_t e_ = s_ + ({n} - s_) / {width} * {width};")
 
     def lane(j: str) -> Ix:
         return Ix(j, "0", j, n)
 
     r.body("for (int32_t j = 0; j < s_; ++j)", lambda: stmt("q[j]", lane("j")))
-    r.open(f"for (int32_t c = s_; c < e_; c += {width}) {{")
+    active = mask is None or mask in r.known_true
+    start = stream_chunks(r, val, n, "s_") if active and t.name == "f32" else "s_"
+    r.emit(f"const int32_t e_ = {start} + ({n} - {start}) / {width} * {width};")
+    r.open(f"for (int32_t c = {start}; c < e_; c += {width}) {{")
     r.emit(f"_Alignas(64) {mem(t)} y_[{width}];")
     r.emit("int all_ = 1;")
 

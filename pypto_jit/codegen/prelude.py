@@ -447,6 +447,9 @@ _VECTOR_HELPERS = {
     "  memcpy(p, &v, 64);\n}\n",
     "pypto_vsplat_f32": "static inline pypto_v_f32 pypto_vsplat_f32(float x) {\n"
     f"  return (pypto_v_f32){{{_SPLAT16}}};\n}}\n",
+    # a non-temporal store of a whole 64-byte line (p aligned to it)
+    "pypto_vstream_f32": "static inline void pypto_vstream_f32(float *p, pypto_v_f32 v) {\n"
+    "  _mm512_stream_ps(p, (__m512)v);\n}\n",
 }
 for _name, _text in _VECTOR_HELPERS.items():
     _SNIPPETS[_name] = (f"#if defined(__AVX512F__)\n{_text}#endif\n", ("pypto_v_f32",))
@@ -454,7 +457,7 @@ _SNIPPETS["pypto_erff_v16"] = ("", ("pypto_erff",))  # defined with the scalar e
 
 _NAME = re.compile(r"\bpypto_[a-z0-9_]+\b")
 # Snippets written with SIMD intrinsics (under #if of their ISA): they need immintrin.h.
-_INTRINSIC_USERS = ("pypto_stream256", "pypto_expf_n", "pypto_erff")
+_INTRINSIC_USERS = ("pypto_stream256", "pypto_vstream_f32", "pypto_expf_n", "pypto_erff")
 
 
 def register_snippet(name: str, text: str, deps: tuple[str, ...] = ()) -> None:

@@ -116,15 +116,36 @@ def full_chunks(r: Emitter, value: Value, row: str, cols: int, end: str) -> str:
     expr = chunk.value(value)
     if expr is None or not chunk.pays:
         return "0"
-    r.emit("int32_t c_ = 0;")
+    _chunk_loop(r, chunk, expr, "0", end, "pypto_vstore_f32")
+    return "c_"
+
+
+def stream_chunks(r: Emitter, value: Value, cols: int, start: str) -> str:
+    """Emit the loop streaming ``value``'s chunks of 16 lanes (a row of ``cols``, all lanes
+    active) to ``q[c_ ..]`` from ``start``, a 64-byte boundary, while whole chunks remain:
+    computed in registers and streamed, not staged through memory (``memory._stream``).
+    Return where the rest of the row starts (``start`` when nothing is emitted)."""
+    if r.mode != "cpu" or not _is_f32(value):
+        return start
+    chunk = _Chunk(r, "0", "c_", cols)
+    expr = chunk.value(value)
+    if expr is None:
+        return start
+    _chunk_loop(r, chunk, expr, start, str(cols), "pypto_vstream_f32")
+    return "c_"
+
+
+def _chunk_loop(r: Emitter, chunk: _Chunk, expr: str, start: str, end: str, store: str) -> None:
+    """``int32_t c_ = start`` and, on AVX-512 hosts, the loop writing ``chunk``'s value
+    ``expr`` to ``q + c_`` with ``store`` for every whole chunk before ``end``."""
+    r.emit(f"int32_t c_ = {start};")
     r.emit(_GUARD)
     r.open(f"for (; c_ + {LANES} <= {end}; c_ += {LANES}) {{")
     for line in chunk.lets:
         r.emit(line)
-    r.emit(f"pypto_vstore_f32(q + c_, {expr});")
+    r.emit(f"{store}(q + c_, {expr});")
     r.close()
     r.emit("#endif")
-    return "c_"
 
 
 def chunk_emitter(r: Emitter, value: Value, row: str, cols: int) -> LaneFn | None:

@@ -10,8 +10,12 @@ bias + GELU (an erf) got slower. So a STORE gets ``stream=True`` when
   ``MIN_ROW_BYTES``: the loop then writes whole 64-byte lines;
 * its tensor parameter is only written by the kernel (no load or atomic reads it back: a
   program's non-temporal stores need not be visible to its own later loads), and has a
-  static layout spanning at least ``MIN_TENSOR_BYTES`` (bigger than the last-level caches
-  of the machines we run on: smaller outputs stay in cache for whoever reads them next);
+  static layout spanning at least ``MIN_TENSOR_BYTES``;
+* the kernel's tensors together span at least ``MIN_FOOTPRINT_BYTES``, the last-level
+  cache of the machines we run on: the kernel's own traffic then evicts its output before
+  whoever reads it next could find it in cache (a smaller footprint keeps it there). A
+  layer norm of 4096 x 1024 f32 rows (16 MiB in, 16 MiB out) measured 20-35% faster with
+  streamed rows, in quiet and in busy spells of a shared machine;
 * the stored value costs no more than loads and cheap arithmetic: no fused math, division
   or other non-cheap op is computed in the store loop (``fusion``'s ``fuse="inline"``).
 
@@ -29,15 +33,17 @@ from ..ir.types import BlockType, scalar_of
 from .fusion import cheap, loop_ops
 
 MIN_ROW_BYTES = 1024
-MIN_TENSOR_BYTES = 32 << 20
+MIN_TENSOR_BYTES = 4 << 20
+MIN_FOOTPRINT_BYTES = 32 << 20
 
 
 def stream_stores(m: Module) -> Module:
     """``m`` with ``stream=True`` on the STOREs that write with non-temporal stores."""
+    sizes = [tensor_bytes(p) for p in m.params]
+    if sum(sizes) < MIN_FOOTPRINT_BYTES:
+        return m
     read = {op.attr("param") for op in m.walk() if op.op is Op.LOAD or op.op in ATOMICS}
-    big = {
-        k for k, p in enumerate(m.params) if k not in read and tensor_bytes(p) >= MIN_TENSOR_BYTES
-    }
+    big = {k for k, size in enumerate(sizes) if k not in read and size >= MIN_TENSOR_BYTES}
     if not big:
         return m
     return replace(m, body=_block(m.body, big))

@@ -370,8 +370,10 @@ def test_value_filled_by_its_first_sink(backend, tmp_path):
 
 @pytest.fixture
 def small_streams(monkeypatch):
-    """Stream stores to tensors of any size (the default wants tensors of 32 MiB)."""
+    """Stream stores to tensors of any size (the default wants an output of 4 MiB in a
+    kernel whose tensors span 32 MiB)."""
     monkeypatch.setattr(streaming, "MIN_TENSOR_BYTES", 0)
+    monkeypatch.setattr(streaming, "MIN_FOOTPRINT_BYTES", 0)
     monkeypatch.setenv("PYPTO_ALWAYS_COMPILE", "1")
 
 
@@ -392,6 +394,64 @@ def test_streamed_stores(small_streams, n, shift):
     scale_kernel[(pypto.cdiv(n, 1024),)](x, out, n, BLOCK=1024, backend="cpu")
     torch.testing.assert_close(out, x * 3 + 1, rtol=0, atol=0)
     assert buf[:shift].eq(0).all() and buf[shift + n :].eq(0).all()
+
+
+@pypto.jit
+def scale_rows(x, out, BLOCK: pl.constexpr):
+    offs = pl.program_id(0) * BLOCK + pl.arange(0, BLOCK)
+    pl.store(out + offs, pl.load(x + offs) * 3.0 + 1.0)
+
+
+@pypto.jit
+def affine_cols(x, w, out, N, BLOCK: pl.constexpr):
+    # the column loop of a layer norm's last pass: full blocks first, masks known true
+    row = pl.program_id(0)
+    for off in range(0, N, BLOCK):
+        cols = off + pl.arange(0, BLOCK)
+        m = cols < N
+        v = pl.load(x + row * N + cols, mask=m, other=0.0)
+        pl.store(out + row * N + cols, v * pl.load(w + cols, mask=m) + 1.0, mask=m)
+
+
+STREAMED_VECTORS = "pypto_vstream_f32(q + c_, "
+
+
+@pytest.mark.parametrize("block,shift", [(1024, 0), (1024, 3), (1000, 5), (272, 1), (260, 7)])
+def test_streamed_rows_in_vector_form(small_streams, backend, block, shift):
+    """Rows whose lanes are all active stream chunks of 16 lanes computed in registers:
+    after the head up to the first 64-byte line, before the 256-byte chunks and the tail."""
+    x = torch.randn(3 * block)
+    buf = torch.zeros(3 * block + 8)
+    out = buf[shift : shift + 3 * block]
+    if backend == "cpu":
+        ck = scale_rows.warmup(x, out, BLOCK=block, backend="cpu")
+        assert STREAMED_VECTORS in ck.asm["c"] and "pypto_sfence();" in ck.asm["c"]
+    scale_rows[(3,)](x, out, BLOCK=block, backend=backend)
+    torch.testing.assert_close(out, x * 3 + 1, rtol=0, atol=0)
+    assert buf[:shift].eq(0).all() and buf[shift + 3 * block :].eq(0).all()
+
+
+def test_streamed_vectors_build_without_avx512(small_streams, tmp_path):
+    """The vector streaming sits under the AVX-512 guard: an AVX2 build compiles cleanly
+    (the 256-byte chunks then stream everything)."""
+    from pypto_jit.runtime.compiler import compile_shared
+
+    ck = scale_rows.warmup(torch.randn(3072), torch.empty(3072), BLOCK=1024, backend="cpu")
+    assert STREAMED_VECTORS in ck.asm["c"]
+    src = tmp_path / "k.c"
+    src.write_text(ck.asm["c"])
+    compile_shared(src, tmp_path / "k.so", "cpu", extra_flags=["-mno-avx512f", "-Werror"])
+
+
+@pytest.mark.parametrize("n", [1000, 1024, 100])
+def test_streamed_column_blocks(small_streams, backend, n):
+    x, w = torch.randn(2, n), torch.randn(n)
+    out = torch.zeros(2, n)
+    if backend == "cpu":
+        ck = affine_cols.warmup(x, w, out, n, BLOCK=256, backend="cpu")
+        assert STREAMED_VECTORS in ck.asm["c"] and "pypto_stream256" in ck.asm["c"]
+    affine_cols[(2,)](x, w, out, n, BLOCK=256, backend=backend)
+    torch.testing.assert_close(out, x * w + 1, rtol=0, atol=0)
 
 
 @pypto.jit

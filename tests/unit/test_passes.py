@@ -1246,11 +1246,22 @@ def test_streaming_large_cheap_outputs():
     assert not streamed(read_back)  # the output is loaded too
 
 
+def _two(x_shape: str, out_shape: str) -> str:
+    return BIG.replace("[16777216]", x_shape, 1).replace("[16777216]", out_shape, 1)
+
+
+def test_streaming_needs_a_footprint_past_the_last_level_cache():
+    assert streamed(COPY, _two("[4194304]", "[4194304]"))  # 16 MiB in, 16 MiB out
+    assert not streamed(COPY, _two("[2097152]", "[2097152]"))  # 8 + 8: stays in cache
+    assert streamed(COPY, _two("[7340032]", "[1048576]"))  # 28 + 4
+    assert not streamed(COPY, _two("[8388608]", "[524288]"))  # a 2 MiB output of 34 MiB
+
+
 # -- write prefetch -----------------------------------------------------------------------------
-# 16 MiB tensors (not streamed), a 4 KiB weight and a dynamic row count
+# 8 MiB tensors (not streamed: the kernel spans 16 MiB), a 4 KiB weight and a dynamic row count
 MID = """kernel @k(
-  %x: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
-  %out: ptr<f32> tensor(shape=[4096, 1024], strides=[1024, 1]),
+  %x: ptr<f32> tensor(shape=[2048, 1024], strides=[1024, 1]),
+  %out: ptr<f32> tensor(shape=[2048, 1024], strides=[1024, 1]),
   %w: ptr<f32> tensor(shape=[1024], strides=[1]),
   %n: i32 scalar
 ) {
