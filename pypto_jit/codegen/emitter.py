@@ -40,6 +40,8 @@ from ..errors import SourceLoc
 from ..ir.nodes import Block, Module, Operation, Value
 from ..ir.ops import ELEMENTWISE, TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
+from ..passes.address import access_param
+from ..passes.write_prefetch import early_points
 from .ctype import reg
 
 Rule = Callable[["Emitter", Operation], None]
@@ -410,12 +412,27 @@ class Emitter:
 
     # -- regions -----------------------------------------------------------------------
     def block(self, block: Block) -> Operation | None:
-        """Render ``block``'s ops; return its terminator (the caller renders that)."""
-        for op in block.ops:
+        """Render ``block``'s ops; return its terminator (the caller renders that). Rows of
+        ``prefetch="early"`` STOREs are prefetched where ``passes.write_prefetch`` says."""
+        early = early_points(block) if self.mode == "cpu" else {}
+        for store in early.get(-1, ()):
+            self.prefetch_row(store)
+        for i, op in enumerate(block.ops):
             if op.op in TERMINATORS:
                 return op
             self.operation(op)
+            for store in early.get(i, ()):
+                self.prefetch_row(store)
         return None
+
+    def prefetch_row(self, store: Operation) -> None:
+        """PREFETCHW of the lines a one-row STORE writes: its row, or the lanes its prefix
+        mask surely keeps."""
+        ptr, mask = store.operands[0], store.operands[2] if len(store.operands) > 2 else None
+        n, size = ptr.type.numel, scalar_of(ptr.type).itemsize
+        row = f"p{access_param(store)} + {self.lane(ptr, Ix('0', '0', '0', n))}"
+        count = f"(int64_t)({self.prefix_count(mask)}) * {size}" if mask is not None else n * size
+        self.emit(f"pypto_prefetchw({row}, {count});")
 
     def operation(self, op: Operation) -> None:
         fn = RULES.get(op.op)

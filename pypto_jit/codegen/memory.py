@@ -149,7 +149,7 @@ def _store(r: Emitter, op: Operation) -> None:
         guard = f"if ({r.lane(mask, ix)}) " if mask is not None else ""
         return f"{guard}{target} = {x};"
 
-    prefetch = bool(op.attr("prefetch")) and r.mode == "cpu"
+    prefetch = op.attr("prefetch") is True and r.mode == "cpu"  # "early": see Emitter.block
     if op.attr("stream") and r.mode == "cpu":
         _stream(r, op, stmt)
     elif op.attr("prefix") and mask not in r.known_true:

@@ -1,6 +1,7 @@
 """Stores whose rows are prefetched for writing (``passes.write_prefetch``): the results are
 the reference's on every backend, for full rows, prefix-masked rows of any length, and
-output rows that do not start on a cache line."""
+output rows that do not start on a cache line -- prefetched before their loop, or early,
+right after the program's last memory access."""
 
 from __future__ import annotations
 
@@ -60,3 +61,35 @@ def test_full_rows(backend):
     if backend == "cpu":
         ck = scale_by_weight.warmup(x, w, out, 256, BLOCK=256, backend="cpu")
         assert "pypto_prefetchw(q, 1024);" in ck.asm["c"]
+
+
+@pypto.jit
+def softmax_rows(x, out, n, x_stride, out_stride, BLOCK: pl.constexpr):
+    row = pl.program_id(0)
+    cols = pl.arange(0, BLOCK)
+    v = pl.load(x + row * x_stride + cols, mask=cols < n, other=-float("inf"))
+    e = pl.exp(v - pl.max(v, axis=0))
+    pl.store(out + row * out_stride + cols, e / pl.sum(e, axis=0), mask=cols < n)
+
+
+@pytest.mark.parametrize("n,shift", [(1024, 0), (1000, 3), (17, 1), (1, 0)])
+def test_early_prefetched_rows(backend, n, shift):
+    """The row is prefetched after the max's loop reads x (its address computed there),
+    then exp, the sum and the division run on arrays and the row is stored."""
+    rows, block = 5, 1024
+    x = torch.randn(rows, n) * 3
+    buf = torch.zeros(rows * block + 8)
+    out = buf[shift : shift + rows * block].view(rows, block)  # rows start off a line
+    softmax_rows[(rows,)](x, out, n, x.stride(0), block, BLOCK=block, backend=backend)
+    torch.testing.assert_close(out[:, :n], torch.softmax(x, 1))
+    assert out[:, n:].eq(0).all() and buf[:shift].eq(0).all()  # nothing past the mask
+    assert buf[shift + rows * block :].eq(0).all()
+    if backend == "cpu":
+        ck = softmax_rows.warmup(x, out, n, x.stride(0), block, BLOCK=block, backend="cpu")
+        c = ck.asm["c"]
+        assert 'prefetch="early"' in ck.asm["opt_ir"]
+        at = c.index("pypto_prefetchw(p1 + ")
+        assert c.index("part") < at < c.index("pypto_expf_v16(u")  # after the max's loop
+        plain = torch.zeros(rows, block)  # the checking backend: the same C, no prefetches
+        softmax_rows[(rows,)](x, plain, n, x.stride(0), block, BLOCK=block, backend="sim")
+        assert torch.equal(out, plain)

@@ -486,6 +486,16 @@ def test_write_prefetch_text():
     assert "pypto_prefetchw" not in _prefetch_c(TWO_PASS_ROW, "sim")  # stores plainly
 
 
+def test_early_write_prefetch_text():
+    c = _prefetch_c(SOFTMAX_ROW)
+    # after the max's loop (which reads x), before the exp: the surely written lanes' lines
+    at = c.index("pypto_prefetchw(p1 + ")
+    assert c.index("? (float)INFINITY : v_;") < at < c.index("pypto_expf_v16(u")
+    assert re.search(r"pypto_prefetchw\(p1 \+ [^;]*pypto_prefix\([^;]*\) \* 4\);", c)
+    assert "pypto_prefetchw(q," not in c  # not again before the store loop
+    assert "pypto_prefetchw" not in _prefetch_c(SOFTMAX_ROW, "sim")
+
+
 # acc += load(x + cols, mask=cols < bound) over cols = off + arange, off the loop variable
 COLUMN_LOOP = """kernel @cols(
   %x: ptr<f32> tensor(shape=[?], strides=[?]),

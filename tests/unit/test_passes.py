@@ -1323,3 +1323,80 @@ def test_write_prefetch_skips_loops_that_stream_compute_or_store_little():
     assert not prefetched(TWO_PASS.replace("%y = sub %v2, %ss", "%y = tanh %v2"))
     assert not prefetched(TWO_PASS.replace("1024]>", "32]>").replace("end=1024", "end=32"))
     assert not prefetched(TWO_PASS, BIG)  # 64 MiB out: streamed instead
+
+
+# A softmax row: the row's loads (in the max's loop), then exp, the sum and a division on
+# arrays; the output row's address is computed last, from the program id.
+SOFTMAX = """
+    %a = arange {start=0, end=1024} : block<i32,[1024]>
+    %xs = splat %x : block<ptr<f32>,[1024]>
+    %xp = addptr %xs, %a
+    %v = load %xp
+    %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
+    %mxs = splat %mx : block<f32,[1024]>
+    %z = sub %v, %mxs
+    %e = exp %z
+    %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
+    %ss = splat %s : block<f32,[1024]>
+    %d = div %e, %ss
+    %pid = program_id {axis=0} : i32
+    %c = const {value=1024} : i32
+    %row = mul %pid, %c : i32
+    %rows = splat %row : block<i32,[1024]>
+    %cols = add %rows, %a : block<i32,[1024]>
+    %os = splat %out : block<ptr<f32>,[1024]>
+    %op = addptr %os, %cols
+    store %op, %d
+"""
+
+
+def _prefetch_module(body: str, head: str = MID):
+    from pypto_jit import passes
+
+    m = parse_module(head + textwrap.dedent(body).strip() + "\n}\n")
+    m = passes.prefetch_stores(passes.mark_prefix_masks(passes.stream_stores(
+        passes.fuse(passes.annotate_addresses(m)))))  # fmt: skip
+    verify(m)
+    return m
+
+
+def test_early_write_prefetch_after_the_last_memory_access():
+    from pypto_jit.passes.write_prefetch import early_points
+
+    m = _prefetch_module(SOFTMAX)
+    ops = list(m.body.ops)
+    store = ops[-1]
+    assert store.attr("prefetch") == "early"
+    kinds = [op.op for op in ops]
+    # the row's address ops moved up to right after the max (whose loop reads x)
+    first_reduce, exp = kinds.index(Op.REDUCE), kinds.index(Op.EXP)
+    moved = [op.op for op in ops[first_reduce + 1 : exp]]
+    assert Op.PROGRAM_ID in moved and Op.MUL in moved and Op.ADDPTR in moved
+    (point,) = early_points(m.body)
+    assert first_reduce < point < exp and early_points(m.body)[point] == [store]
+    # its prefix mask moves too, and the prefetch waits for it
+    masked = SOFTMAX.replace("store %op, %d", "store %op, %d, %m").replace(
+        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = lt %a, %ns\n    %xs =", 1
+    )
+    assert _prefetch_module(masked).body.ops[-1].attr("prefetch") == "early"
+
+
+def test_early_write_prefetch_only_where_it_overlaps_work():
+    def early(body: str) -> bool:
+        return _prefetch_module(body).body.ops[-1].attr("prefetch") == "early"
+
+    assert early(SOFTMAX)
+    # the store loop reads x itself: the prefetches would compete with its loads
+    assert not early(SOFTMAX.replace("%d = div %e, %ss", "%d = div %v, %ss"))
+    # no work to overlap but the store loop's own division (of the max by itself)
+    idle = [line for line in SOFTMAX.splitlines() if not line.strip().startswith(
+        ("%z =", "%e =", "%s =", "%ss =", "%d ="))]  # fmt: skip
+    idle = "\n".join(idle).replace("    %pid =", "    %d = div %mxs, %mxs\n    %pid =")
+    assert "%d = div %mxs, %mxs" in idle and not early(idle)
+    assert early(idle.replace("%d = div %mxs, %mxs", "%e = exp %mxs\n    %d = div %e, %mxs"))
+    # a mask that is not a prefix: which lines are written is not known up front
+    other = SOFTMAX.replace("store %op, %d", "store %op, %d, %m").replace(
+        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = gt %a, %ns\n    %xs =", 1
+    )
+    assert not early(other)
+    assert not early(SOFTMAX.replace("1024]>", "32]>").replace("end=1024", "end=32"))
