@@ -140,6 +140,8 @@ def _early(block: Block) -> Block:
         store = ops[s]
         if store.op is not Op.STORE or store.attr("prefetch") or not _row_store(store):
             continue
+        if store.operands[0].type.numel != store.operands[0].type.shape[-1]:
+            continue  # several rows: their lines are not one span
         j = last_access(ops, s)
         defs = {v: op for op in ops for v in op.results}
         in_loop = loop_ops(store.operands[1:], defs)

@@ -1400,3 +1400,9 @@ def test_early_write_prefetch_only_where_it_overlaps_work():
     )
     assert not early(other)
     assert not early(SOFTMAX.replace("1024]>", "32]>").replace("end=1024", "end=32"))
+    two_rows = SOFTMAX.replace(
+        "    %op = addptr %os, %cols\n    store %op, %d",
+        "    %op = addptr %os, %cols\n    %op2 = reshape %op : block<ptr<f32>,[2, 512]>\n"
+        "    %d2 = reshape %d : block<f32,[2, 512]>\n    store %op2, %d2",
+    )
+    assert "store %op2, %d2" in two_rows and not early(two_rows)
