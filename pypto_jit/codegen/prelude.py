@@ -355,11 +355,6 @@ static inline void pypto_stream256(void *dst, const void *src) {
   memcpy(dst, src, 256);
 #endif
 }
-static inline void pypto_sfence(void) {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
 """,
         (),
     ),

@@ -36,8 +36,6 @@ def render_c(module: Module, mode: str, debug: bool = False) -> str:
     r.emit("(void)iargs; (void)fargs; (void)pid0; (void)pid1; (void)pid2; (void)ctx;")
     _unpack(r)
     r.block(module.body)
-    if any("pypto_stream256" in line or "pypto_vstream_f32" in line for line in r.lines):
-        r.emit("pypto_sfence(); /* streamed stores are visible when the program returns */")
     r.emit("return 0;")
     stack = r.stack_bytes + 64 * r.arrays + _STACK_MARGIN
     body = "\n".join([_SIGNATURE, *r.lines, "}"])

@@ -30,7 +30,7 @@ from typing import Any
 from pypto_jit import config
 from pypto_jit.runtime import compiler
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 LIB_NAME = "libpypto_runtime.so"
 # The cdef, pre-parsed by cffi into a small Python module ("out-of-line ABI mode"): parsing
 # CDEF with pycparser costs ~15 ms per process, importing the module ~0.3 ms.
@@ -38,7 +38,7 @@ FFI_MODULE = "_pypto_runtime_ffi"
 
 # Mirrors runtime_c/include/pypto_runtime.h. Any change there bumps the ABI version.
 CDEF = """
-#define PYPTO_ABI_VERSION 1
+#define PYPTO_ABI_VERSION 2
 enum pypto_status { PYPTO_OK = 0, PYPTO_ERR_OOB = 1, PYPTO_ERR_RACE = 2, PYPTO_ERR_ASSERT = 3,
                     PYPTO_ERR_OTHER = 4 };
 typedef struct pypto_error {

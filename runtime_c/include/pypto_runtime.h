@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define PYPTO_ABI_VERSION 1
+#define PYPTO_ABI_VERSION 2
 
 /* Symbols that must stay visible even when a file is built with -fvisibility=hidden. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -67,6 +67,8 @@ typedef int (*pypto_program_fn)(const int64_t *iargs, const double *fargs, int64
    stack_bytes is what one program needs on its stack (pypto_stack_bytes() of the kernel):
    up to 4 MiB a program may run on the calling thread, above that only on pool workers
    (64 MiB stacks); above 60 MiB the launch is refused with PYPTO_ERR_OTHER.
+   Every thread that ran programs fences stores (SFENCE) after its last one, before the
+   launch returns: programs may write with non-temporal stores and leave them unfenced.
    On success *err is left untouched. err may be NULL. */
 PYPTO_EXPORT int pypto_launch(pypto_program_fn fn, const int64_t *iargs, const double *fargs,
                               int64_t g0, int64_t g1, int64_t g2, int32_t num_threads,

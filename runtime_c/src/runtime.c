@@ -132,6 +132,17 @@ static unsigned wait_change(atomic_uint *word, unsigned old, atomic_int *sleepin
   return v;
 }
 
+/* Kernels write large outputs with non-temporal stores, which are weakly ordered: a thread
+   fences them once, after its last program of a launch, before it reports the launch done
+   (a fence per program stalled each one until its row had reached memory). */
+static inline void store_fence(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_sfence();
+#else
+  atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* ------------------------------------------------- floating-point environment ------- */
 
 /* Workers run programs with the caller's rounding mode and FTZ/DAZ bits, so a launch gives
@@ -301,6 +312,7 @@ static void *worker_main(void *arg) {
     wake_pair(2 * w->index + 2);
     fp_control_set(job.fp_control);
     w->fail = run_chunks(&w->err);
+    store_fence();
     /* seq_cst RMW then load, against the launcher's store of caller_sleeping then load. */
     if (atomic_fetch_sub(&job.remaining, 1) == 1 && atomic_load(&job.caller_sleeping))
       unpark(&job.remaining);
@@ -377,6 +389,7 @@ static int64_t run_on_pool(int64_t total, int nthreads, bool caller_runs, pypto_
   *winner = NULL;
   if (caller_runs) {
     best = run_chunks(&caller_err);
+    store_fence();
     if (best != NO_FAILURE) *winner = &caller_err;
   }
   /* Join: spin, then park until the last worker is done. */
@@ -464,10 +477,12 @@ int pypto_launch(pypto_program_fn fn, const int64_t *iargs, const double *fargs,
 
   pypto_error *winner = &caller_err;
   int64_t failed;
-  if (nthreads == 1 && caller_runs)
+  if (nthreads == 1 && caller_runs) {
     failed = run_range(0, total, &caller_err); /* inline: no thread hand-off at all */
-  else
+    store_fence();
+  } else {
     failed = run_on_pool(total, (int)nthreads, caller_runs, &winner);
+  }
 
   int rc = PYPTO_OK;
   if (failed != NO_FAILURE) {

@@ -425,7 +425,7 @@ def test_streamed_rows_in_vector_form(small_streams, backend, block, shift):
     out = buf[shift : shift + 3 * block]
     if backend == "cpu":
         ck = scale_rows.warmup(x, out, BLOCK=block, backend="cpu")
-        assert STREAMED_VECTORS in ck.asm["c"] and "pypto_sfence();" in ck.asm["c"]
+        assert STREAMED_VECTORS in ck.asm["c"]
     scale_rows[(3,)](x, out, BLOCK=block, backend=backend)
     torch.testing.assert_close(out, x * 3 + 1, rtol=0, atol=0)
     assert buf[:shift].eq(0).all() and buf[shift + 3 * block :].eq(0).all()

@@ -123,7 +123,7 @@ STACKS = {"bigstack": 8 << 20}
 MIB = 1 << 20
 
 
-def _build(tmp, name: str, body: str, stack: int, abi: int = 1) -> str:
+def _build(tmp, name: str, body: str, stack: int, abi: int = shim.ABI_VERSION) -> str:
     src = tmp / f"{name}.c"
     src.write_text(f"#define STACK_BYTES {stack}LL\n#define KERNEL_ABI {abi}\n{PRELUDE}{body}\n")
     out = tmp / f"{name}.so"
