@@ -80,3 +80,17 @@ def literal(value: int | float | bool, t: ScalarType) -> str:
     if t.name == "u64":
         return f"UINT64_C({v})"
     return f"({reg(t)}){v}" if v < 0 or t.bits < 32 else f"{v}{'u' if t.is_unsigned else ''}"
+
+
+def c_string(text: str) -> str:
+    """A C string literal for ``text`` (UTF-8; escapes quotes, backslashes, controls)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127 and ch != "?":  # '?' could start a trigraph
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'

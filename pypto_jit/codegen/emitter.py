@@ -42,7 +42,7 @@ from ..ir.ops import ELEMENTWISE, TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
 from ..passes.address import access_param
 from ..passes.write_prefetch import early_points
-from .ctype import reg
+from .ctype import c_string, reg
 
 Rule = Callable[["Emitter", Operation], None]
 LaneFn = Callable[[str], str]  # C text from a C expression (a lane index, a loop's end ...)
@@ -426,8 +426,7 @@ class Emitter:
         return None
 
     def prefetch_row(self, store: Operation) -> None:
-        """PREFETCHW of the lines a one-row STORE writes: its row, or the lanes its prefix
-        mask surely keeps."""
+        """PREFETCHW of a one-row STORE's row (the lanes a prefix mask surely keeps)."""
         ptr, mask = store.operands[0], store.operands[2] if len(store.operands) > 2 else None
         n, size = ptr.type.numel, scalar_of(ptr.type).itemsize
         row = f"p{access_param(store)} + {self.lane(ptr, Ix('0', '0', '0', n))}"
@@ -486,20 +485,6 @@ class Emitter:
             self.for_lanes_split(d.type, fill, self.prefix_masks(s), self.cols(s))
         else:
             self.emit(f"memcpy({self.name(d)}, {self.name(s)}, sizeof({self.name(d)}));")
-
-
-def c_string(text: str) -> str:
-    """A C string literal for ``text`` (UTF-8; escapes quotes, backslashes, controls)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= byte < 127 and ch != "?":  # '?' could start a trigraph
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def _line_directive(loc: SourceLoc) -> str:

@@ -15,8 +15,8 @@ from ..ir.ops import Op
 from ..ir.types import BlockType, PtrType, scalar_of
 from ..passes.address import access_param
 from . import exprs
-from .ctype import mem
-from .emitter import Emitter, c_string, rule
+from .ctype import c_string, mem
+from .emitter import Emitter, rule
 from .memory import check_access
 
 _KIND = {
