@@ -94,3 +94,8 @@ def c_string(text: str) -> str:
         else:
             out.append(f"\\{byte:03o}")
     return '"' + "".join(out) + '"'
+
+
+# Bytes per element of the C types block arrays are declared with (stack accounting).
+C_SIZES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4}
+C_SIZES |= {"float": 4, "uint64_t": 8, "int64_t": 8, "double": 8}

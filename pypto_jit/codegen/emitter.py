@@ -42,7 +42,7 @@ from ..ir.ops import ELEMENTWISE, TERMINATORS, Op
 from ..ir.types import BlockType, Type, is_ptr, scalar_of
 from ..passes.address import access_param
 from ..passes.write_prefetch import early_points
-from .ctype import c_string, reg
+from .ctype import C_SIZES, c_string, reg
 
 Rule = Callable[["Emitter", Operation], None]
 LaneFn = Callable[[str], str]  # C text from a C expression (a lane index, a loop's end ...)
@@ -371,7 +371,7 @@ class Emitter:
         t = v.type
         if isinstance(t, BlockType):
             self.emit(f"_Alignas(64) {c_type(t)} {name}[{t.numel}];")
-            self.stack_bytes += t.numel * _size(t)
+            self.stack_bytes += t.numel * C_SIZES[c_type(t)]
             self.arrays += 1
         else:
             self.emit(f"{c_type(t)} {name};")
@@ -415,22 +415,24 @@ class Emitter:
         """Render ``block``'s ops; return its terminator (the caller renders that). Rows of
         ``prefetch="early"`` STOREs are prefetched where ``passes.write_prefetch`` says."""
         early = early_points(block) if self.mode == "cpu" else {}
-        for store in early.get(-1, ()):
-            self.prefetch_row(store)
         for i, op in enumerate(block.ops):
+            for store in early.get(i - 1, ()):  # after op i - 1 (-1: before the first)
+                self.prefetch_row(store)
             if op.op in TERMINATORS:
                 return op
             self.operation(op)
-            for store in early.get(i, ()):
-                self.prefetch_row(store)
         return None
 
     def prefetch_row(self, store: Operation) -> None:
-        """PREFETCHW of a one-row STORE's row (the lanes a prefix mask surely keeps)."""
+        """PREFETCHW of a one-row STORE's row, where its address is first known."""
         ptr, mask = store.operands[0], store.operands[2] if len(store.operands) > 2 else None
-        n, size = ptr.type.numel, scalar_of(ptr.type).itemsize
-        row = f"p{access_param(store)} + {self.lane(ptr, Ix('0', '0', '0', n))}"
-        count = f"(int64_t)({self.prefix_count(mask)}) * {size}" if mask is not None else n * size
+        base = self.lane(ptr, Ix("0", "0", "0", ptr.type.numel))
+        self.prefetch_lines(f"p{access_param(store)} + {base}", ptr, mask)
+
+    def prefetch_lines(self, row: str, ptr: Value, mask: Value | None) -> None:
+        """PREFETCHW of a row's lines from ``row``: all, or the lanes ``mask`` surely keeps."""
+        cols, size = ptr.type.shape[-1], scalar_of(ptr.type).itemsize
+        count = cols * size if mask is None else f"(int64_t)({self.prefix_count(mask)}) * {size}"
         self.emit(f"pypto_prefetchw({row}, {count});")
 
     def operation(self, op: Operation) -> None:
@@ -489,12 +491,3 @@ class Emitter:
 
 def _line_directive(loc: SourceLoc) -> str:
     return f"#line {max(loc.line, 1)} {c_string(loc.file)}"
-
-
-_SIZES = {"uint8_t": 1, "int8_t": 1, "uint16_t": 2, "int16_t": 2, "uint32_t": 4, "int32_t": 4}
-_SIZES |= {"float": 4, "uint64_t": 8, "int64_t": 8, "double": 8}
-
-
-def _size(t: BlockType) -> int:
-    """Bytes per element of a block's C array."""
-    return _SIZES[c_type(t)]

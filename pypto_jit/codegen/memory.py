@@ -66,7 +66,7 @@ def _rows(
         r.emit(f"{row_ptr}{r.lane(ptr, Ix(f'rw * {cols}', f'rw * {cols}', '0', cols))};")
         ix = Ix(f"rw * {cols} + j", f"rw * {cols}", "j", cols)
     if prefetch:
-        r.emit(f"pypto_prefetchw(q, {cols * scalar_of(t).itemsize});")
+        r.prefetch_lines("q", ptr, None)
     chunks = chunk_emitter(r, stored, ix.row, cols) if stored is not None else None
     start = chunks(str(cols)) if chunks is not None else "0"
     r.body(f"for (int32_t j = {start}; j < {cols}; ++j)", lambda: build(ix))
@@ -170,8 +170,7 @@ def _prefix_row(r: Emitter, op: Operation, row_ptr: str, build, prefetch: bool) 
     cols = ptr.type.shape[0]
     r.open(f"{{ {row_ptr}{r.lane(ptr, Ix('0', '0', '0', cols))};")
     if prefetch:
-        size = scalar_of(ptr.type).itemsize
-        r.emit(f"pypto_prefetchw(q, (int64_t)({r.prefix_count(mask)}) * {size});")
+        r.prefetch_lines("q", ptr, mask)
     r.prefix_loops("j", cols, [mask], build, chunk_emitter(r, val, "0", cols))
     r.close()
 

@@ -116,7 +116,7 @@ def full_chunks(r: Emitter, value: Value, row: str, cols: int, end: str) -> str:
     expr = chunk.value(value)
     if expr is None or not chunk.pays:
         return "0"
-    _chunk_loop(r, chunk, expr, "0", end, "pypto_vstore_f32")
+    _chunk_loop(r, chunk, "0", end, f"pypto_vstore_f32(q + c_, {expr});")
     return "c_"
 
 
@@ -131,19 +131,19 @@ def stream_chunks(r: Emitter, value: Value, cols: int, start: str) -> str:
     expr = chunk.value(value)
     if expr is None:
         return start
-    _chunk_loop(r, chunk, expr, start, str(cols), "pypto_vstream_f32")
+    _chunk_loop(r, chunk, start, str(cols), f"pypto_vstream_f32(q + c_, {expr});")
     return "c_"
 
 
-def _chunk_loop(r: Emitter, chunk: _Chunk, expr: str, start: str, end: str, store: str) -> None:
-    """``int32_t c_ = start`` and, on AVX-512 hosts, the loop writing ``chunk``'s value
-    ``expr`` to ``q + c_`` with ``store`` for every whole chunk before ``end``."""
+def _chunk_loop(r: Emitter, chunk: _Chunk, start: str, end: str, stmt: str) -> None:
+    """``int32_t c_ = start`` and, on AVX-512 hosts, the loop over every whole chunk before
+    ``end``: ``chunk``'s locals, then ``stmt``, which writes its value."""
     r.emit(f"int32_t c_ = {start};")
     r.emit(_GUARD)
     r.open(f"for (; c_ + {LANES} <= {end}; c_ += {LANES}) {{")
     for line in chunk.lets:
         r.emit(line)
-    r.emit(f"{store}(q + c_, {expr});")
+    r.emit(stmt)
     r.close()
     r.emit("#endif")
 
@@ -171,14 +171,8 @@ def exp_rows(r: Emitter, x: Value, name: str) -> bool:
     if expr is None:
         return False
     r.open("{" if rows == 1 else f"for (int32_t rw = 0; rw < {rows}; ++rw) {{")
-    r.emit("int32_t c_ = 0;")
-    r.emit(_GUARD)
-    r.open(f"for (; c_ + {LANES} <= {cols}; c_ += {LANES}) {{")
-    for line in chunk.lets:
-        r.emit(line)
-    r.emit(f"pypto_vstore_f32({name} + {row} + c_, pypto_expf_v16({expr}));")
-    r.close()
-    r.emit("#endif")
+    stmt = f"pypto_vstore_f32({name} + {row} + c_, pypto_expf_v16({expr}));"
+    _chunk_loop(r, chunk, "0", str(cols), stmt)
     ix = Ix(f"{row} + j", row, "j", cols)
     r.body(f"for (int32_t j = c_; j < {cols}; ++j)", lambda: f"{name}[{ix}] = {r.lane(x, ix)};")
     r.emit(f"pypto_expf_n({name} + {row} + c_, {cols} - c_);")
