@@ -321,6 +321,16 @@ def _masked_row(name: str, block: int, shape: str = "[?]", strides: str = "[?]")
 """
 
 
+def _stored_row(value: str, block: int, then: str = "") -> str:
+    """The end of a ``_masked_row`` fixture: ``value`` stored to the row of ``out`` under
+    ``%m``, then the ops ``then``."""
+    return f"""  %os = splat %out : block<ptr<f32>,[{block}]>
+  %op = addptr %os, %a
+  store %op, {value}, %m
+{then}}}
+"""
+
+
 ROW = (
     _masked_row("row", 256)
     + """  %e = tanh %v
@@ -328,12 +338,8 @@ ROW = (
   %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
   %ss = splat %s : block<f32,[256]>
   %d = div %e, %ss
-  %os = splat %out : block<ptr<f32>,[256]>
-  %op = addptr %os, %a
-  store %op, %d, %m
-  store %out, %mx
-}
 """
+    + _stored_row("%d", 256, "  store %out, %mx\n")
 )
 
 
@@ -393,11 +399,8 @@ SOFTMAX_ROW = (
   %s = reduce %e {axis=0, keep_dims=false, kind="sum"} : f32
   %ss = splat %s : block<f32,[256]>
   %d = div %e, %ss
-  %os = splat %out : block<ptr<f32>,[256]>
-  %op = addptr %os, %a
-  store %op, %d, %m
-}
 """
+    + _stored_row("%d", 256)
 )
 
 
@@ -426,11 +429,8 @@ def test_f32_erf_is_a_simd_function_with_written_out_vector_variants():
 COPY = (
     _masked_row("copy", 1024, "[4096]", "[1]")
     + """  %w = add %v, %v
-  %os = splat %out : block<ptr<f32>,[1024]>
-  %op = addptr %os, %a
-  store %op, %w, %m
-}
 """
+    + _stored_row("%w", 1024)
 )
 
 
@@ -459,11 +459,8 @@ TWO_PASS_ROW = (
   %v2 = load %xp, %m
   %ss = splat %s : block<f32,[1024]>
   %y = sub %v2, %ss
-  %os = splat %out : block<ptr<f32>,[1024]>
-  %op = addptr %os, %a
-  store %op, %y, %m
-}
 """
+    + _stored_row("%y", 1024)
 )
 
 
@@ -553,11 +550,8 @@ ERF_ROW = (
     _masked_row("erf_row", 256)
     + """  %e = erf %v
   %y = mul %e, %v
-  %os = splat %out : block<ptr<f32>,[256]>
-  %op = addptr %os, %a
-  store %op, %y, %m
-}
 """
+    + _stored_row("%y", 256)
 )
 
 

@@ -1220,16 +1220,23 @@ def streamed(body: str, head: str = BIG) -> bool:
     return bool(store.attr("stream"))
 
 
-COPY = """
+# The 1024 lanes of a row of x in %v (%a the lane offsets, %xp their pointers).
+ROW_LOAD = """
     %a = arange {start=0, end=1024} : block<i32,[1024]>
     %xs = splat %x : block<ptr<f32>,[1024]>
     %xp = addptr %xs, %a
     %v = load %xp
+"""
+
+COPY = (
+    ROW_LOAD
+    + """\
     %w = add %v, %v
     %os = splat %out : block<ptr<f32>,[1024]>
     %op = addptr %os, %a
     store %op, %w
 """
+)
 
 
 def test_streaming_large_cheap_outputs():
@@ -1268,11 +1275,9 @@ MID = """kernel @k(
 """
 
 # Two passes over a row of x: a sum, then the row again minus the mean, stored.
-TWO_PASS = """
-    %a = arange {start=0, end=1024} : block<i32,[1024]>
-    %xs = splat %x : block<ptr<f32>,[1024]>
-    %xp = addptr %xs, %a
-    %v = load %xp
+TWO_PASS = (
+    ROW_LOAD
+    + """\
     %s = reduce %v {axis=0, keep_dims=false, kind="sum"} : f32
     %v2 = load %xp
     %ss = splat %s : block<f32,[1024]>
@@ -1281,17 +1286,31 @@ TWO_PASS = """
     %op = addptr %os, %a
     store %op, %y
 """
+)
 
 
-def prefetched(body: str, head: str = MID) -> bool:
+def _prefetch_module(body: str, head: str = MID):
+    """``head`` + ``body`` through the passes write prefetch reads, then write prefetch."""
     from pypto_jit import passes
 
     m = parse_module(head + textwrap.dedent(body).strip() + "\n}\n")
     m = passes.stream_stores(passes.fuse(passes.annotate_addresses(m)))
     m = passes.prefetch_stores(passes.mark_prefix_masks(m))
     verify(m)
-    (store,) = [op for op in m.walk() if op.op is Op.STORE]
+    return m
+
+
+def prefetched(body: str, head: str = MID) -> bool:
+    (store,) = [op for op in _prefetch_module(body, head).walk() if op.op is Op.STORE]
     return bool(store.attr("prefetch"))
+
+
+def _masked(body: str, value: str, compare: str = "lt") -> str:
+    """``body`` with its store of ``value`` masked by ``%a <compare> n``."""
+    ns = f"    %ns = splat %n : block<i32,[1024]>\n    %m = {compare} %a, %ns\n    %xs ="
+    return body.replace(f"store %op, {value}", f"store %op, {value}, %m").replace(
+        "    %xs =", ns, 1
+    )
 
 
 def test_write_prefetch_of_rows_whose_loop_reads_warm_data():
@@ -1302,9 +1321,7 @@ def test_write_prefetch_of_rows_whose_loop_reads_warm_data():
         "    %wv = load %wp\n    %y = mul %v2, %wv",
     )
     assert prefetched(weights)  # and a 4 KiB weight, read for the first time
-    masked = TWO_PASS.replace("store %op, %y", "store %op, %y, %m").replace(
-        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = lt %a, %ns\n    %xs =", 1
-    )
+    masked = _masked(TWO_PASS, "%y")
     assert prefetched(masked)  # a prefix mask: its surely active lanes
     assert not prefetched(masked.replace("%m = lt %a, %ns", "%m = gt %a, %ns"))
 
@@ -1327,11 +1344,9 @@ def test_write_prefetch_skips_loops_that_stream_compute_or_store_little():
 
 # A softmax row: the row's loads (in the max's loop), then exp, the sum and a division on
 # arrays; the output row's address is computed last, from the program id.
-SOFTMAX = """
-    %a = arange {start=0, end=1024} : block<i32,[1024]>
-    %xs = splat %x : block<ptr<f32>,[1024]>
-    %xp = addptr %xs, %a
-    %v = load %xp
+SOFTMAX = (
+    ROW_LOAD
+    + """\
     %mx = reduce %v {axis=0, keep_dims=false, kind="max"} : f32
     %mxs = splat %mx : block<f32,[1024]>
     %z = sub %v, %mxs
@@ -1348,16 +1363,7 @@ SOFTMAX = """
     %op = addptr %os, %cols
     store %op, %d
 """
-
-
-def _prefetch_module(body: str, head: str = MID):
-    from pypto_jit import passes
-
-    m = parse_module(head + textwrap.dedent(body).strip() + "\n}\n")
-    m = passes.prefetch_stores(passes.mark_prefix_masks(passes.stream_stores(
-        passes.fuse(passes.annotate_addresses(m)))))  # fmt: skip
-    verify(m)
-    return m
+)
 
 
 def test_early_write_prefetch_after_the_last_memory_access():
@@ -1375,10 +1381,7 @@ def test_early_write_prefetch_after_the_last_memory_access():
     (point,) = early_points(m.body)
     assert first_reduce < point < exp and early_points(m.body)[point] == [store]
     # its prefix mask moves too, and the prefetch waits for it
-    masked = SOFTMAX.replace("store %op, %d", "store %op, %d, %m").replace(
-        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = lt %a, %ns\n    %xs =", 1
-    )
-    assert _prefetch_module(masked).body.ops[-1].attr("prefetch") == "early"
+    assert _prefetch_module(_masked(SOFTMAX, "%d")).body.ops[-1].attr("prefetch") == "early"
 
 
 def test_early_write_prefetch_only_where_it_overlaps_work():
@@ -1395,10 +1398,7 @@ def test_early_write_prefetch_only_where_it_overlaps_work():
     assert "%d = div %mxs, %mxs" in idle and not early(idle)
     assert early(idle.replace("%d = div %mxs, %mxs", "%e = exp %mxs\n    %d = div %e, %mxs"))
     # a mask that is not a prefix: which lines are written is not known up front
-    other = SOFTMAX.replace("store %op, %d", "store %op, %d, %m").replace(
-        "    %xs =", "    %ns = splat %n : block<i32,[1024]>\n    %m = gt %a, %ns\n    %xs =", 1
-    )
-    assert not early(other)
+    assert not early(_masked(SOFTMAX, "%d", "gt"))
     assert not early(SOFTMAX.replace("1024]>", "32]>").replace("end=1024", "end=32"))
     two_rows = SOFTMAX.replace(
         "    %op = addptr %os, %cols\n    store %op, %d",
